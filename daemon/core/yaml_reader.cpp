@@ -150,6 +150,22 @@ std::optional<std::vector<std::string>> YamlMap::StringList(const std::string& k
   return out;
 }
 
+std::optional<LatLon> YamlMap::Location(const std::string& key, bool required) {
+  YAML::Node n = Child(key, required);
+  if (!n.IsDefined()) return std::nullopt;
+  double lat, lon;
+  if (!n.IsSequence() || n.size() != 2 || !YAML::convert<double>::decode(n[0], lat) ||
+      !YAML::convert<double>::decode(n[1], lon)) {
+    errors_.Add(n, PathOf(key), "expected [lat, lon] in degrees");
+    return std::nullopt;
+  }
+  if (lat < -90 || lat > 90 || lon < -180 || lon > 180) {
+    errors_.Add(n, PathOf(key), "coordinates out of range");
+    return std::nullopt;
+  }
+  return LatLon{lat, lon};
+}
+
 void YamlMap::CheckNoUnknownKeys() {
   if (!valid_) return;
   for (auto it = node_.begin(); it != node_.end(); ++it) {

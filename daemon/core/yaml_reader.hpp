@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/geo.hpp"
 #include "core/status.hpp"
 
 namespace sitepower::core {
@@ -62,6 +63,8 @@ class YamlMap {
   std::optional<bool> Bool(const std::string& key, bool required = false);
   std::optional<std::vector<std::string>> StringList(const std::string& key,
                                                      bool required = false);
+  // "[lat, lon]" in degrees, range-checked.
+  std::optional<LatLon> Location(const std::string& key, bool required = false);
   // The raw child (marked as read); an undefined Node when absent.
   YAML::Node Child(const std::string& key, bool required = false);
 

@@ -1,0 +1,306 @@
+#include "app/config.hpp"
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "core/yaml_reader.hpp"
+#include "scenario/battery_yaml.hpp"
+
+namespace sitepower::app {
+namespace {
+
+using core::YamlErrors;
+using core::YamlMap;
+
+bool IsSha256Hex(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!std::isxdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c)))
+      return false;
+  }
+  return true;
+}
+
+// "host:port" with a port in 0..65535.
+bool IsHostPort(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size()) return false;
+  int port = 0;
+  for (size_t i = colon + 1; i < s.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+    port = port * 10 + (s[i] - '0');
+    if (port > 65535) return false;
+  }
+  return true;
+}
+
+void ReadListen(YamlMap& root, Config& c, YamlErrors& errors) {
+  YAML::Node n = root.Child("listen");
+  if (!n.IsDefined()) return;
+  YamlMap m(n, "listen", errors);
+  for (auto [key, field] : {std::pair{"grpc", &c.listen_grpc}, std::pair{"http", &c.listen_http}}) {
+    if (auto v = m.String(key)) {
+      if (IsHostPort(*v)) *field = *v;
+      else errors.Add(m.Child(key), m.PathOf(key), "expected host:port, got '" + *v + "'");
+    }
+  }
+  m.CheckNoUnknownKeys();
+}
+
+void ReadTls(YamlMap& root, Config& c, YamlErrors& errors) {
+  YAML::Node n = root.Child("tls");
+  if (!n.IsDefined()) return;
+  YamlMap m(n, "tls", errors);
+  c.tls_cert = m.String("cert", true).value_or("");
+  c.tls_key = m.String("key", true).value_or("");
+  c.tls_client_ca = m.String("client_ca").value_or("");
+  m.CheckNoUnknownKeys();
+}
+
+void ReadClock(YamlMap& root, Config& c, YamlErrors& errors) {
+  YAML::Node n = root.Child("clock");
+  if (!n.IsDefined()) return;
+  YamlMap m(n, "clock", errors);
+  auto start = m.String("scenario_start", true);
+  auto wall = m.Integer("wall_start_unix_ms", true, 0);
+  auto speed = m.Number("speed", false, 0.001, 100000);
+  m.CheckNoUnknownKeys();
+  if (!start || !wall) return;
+  auto zt = core::ParseIso8601(*start);
+  if (!zt.ok()) {
+    errors.Add(m.Child("scenario_start"), "clock.scenario_start", zt.status().message());
+    return;
+  }
+  c.clock = ClockConfig{*zt, core::TimePoint(core::Millis(*wall)), speed.value_or(1.0)};
+  c.utc_offset_min = zt->offset_min;
+}
+
+void ReadPoll(YamlMap& root, Config& c, YamlErrors& errors) {
+  YAML::Node n = root.Child("poll");
+  if (!n.IsDefined()) return;
+  YamlMap m(n, "poll", errors);
+  auto& p = c.poll;
+  p.interval_ms = m.Integer("interval_ms", false, 10, 3600000).value_or(p.interval_ms);
+  p.on_battery_interval_ms =
+      m.Integer("on_battery_interval_ms", false, 10, 3600000).value_or(p.on_battery_interval_ms);
+  p.timeout_ms = m.Integer("timeout_ms", false, 10, 600000).value_or(p.timeout_ms);
+  p.stale_after_missed = m.Integer("stale_after_missed", false, 1, 1000).value_or(p.stale_after_missed);
+  p.mains_fail_confirm = m.Integer("mains_fail_confirm", false, 1, 100).value_or(p.mains_fail_confirm);
+  m.CheckNoUnknownKeys();
+}
+
+void ReadPlanner(YamlMap& root, Config& c, YamlErrors& errors) {
+  YAML::Node n = root.Child("planner");
+  if (!n.IsDefined()) return;
+  YamlMap m(n, "planner", errors);
+  auto& p = c.planner;
+  p.budget_ms = m.Integer("budget_ms", false, 1, 60000).value_or(p.budget_ms);
+  p.keep_margin_min = m.Number("keep_margin_min", false, 0, 10000).value_or(p.keep_margin_min);
+  p.ack_timeout_min = m.Number("ack_timeout_min", false, 0.1, 10000).value_or(p.ack_timeout_min);
+  m.CheckNoUnknownKeys();
+}
+
+void ReadWeightsAndTravel(YamlMap& root, Config& c, YamlErrors& errors) {
+  if (YAML::Node n = root.Child("weights"); n.IsDefined()) {
+    YamlMap m(n, "weights", errors);
+    c.weights.vip = m.Number("vip", false, 0).value_or(c.weights.vip);
+    c.weights.key = m.Number("key", false, 0).value_or(c.weights.key);
+    c.weights.standard = m.Number("standard", false, 0).value_or(c.weights.standard);
+    m.CheckNoUnknownKeys();
+  }
+  if (YAML::Node n = root.Child("travel"); n.IsDefined()) {
+    YamlMap m(n, "travel", errors);
+    c.travel.speed_kmh = m.Number("speed_kmh", false, 1, 300).value_or(c.travel.speed_kmh);
+    c.travel.road_factor = m.Number("road_factor", false, 1, 10).value_or(c.travel.road_factor);
+    m.CheckNoUnknownKeys();
+  }
+  c.hookup_min = root.Number("hookup_min", false, 0, 600).value_or(c.hookup_min);
+}
+
+void ReadSite(const YAML::Node& n, const std::string& path, Config& c, YamlErrors& errors) {
+  YamlMap m(n, path, errors);
+  if (!m.valid()) return;
+  SiteConfig s;
+  s.line = n.Mark().line + 1;
+  s.id = m.String("id", true).value_or("");
+  s.name = m.String("name").value_or("");
+  s.grid = m.String("grid").value_or("");
+  s.location = m.Location("location", true).value_or(core::LatLon{});
+  if (auto t = m.String("tier")) {
+    if (auto tier = core::ParseTier(*t)) s.tier = *tier;
+    else errors.Add(m.Child("tier"), m.PathOf("tier"), "expected vip|key|standard, got '" + *t + "'");
+  }
+  s.feeds = m.StringList("feeds").value_or(std::vector<std::string>{});
+  s.load_w = m.Number("load_w", true, 0, 1e6).value_or(0);
+  s.hookup_min = m.Number("hookup_min", false, 0, 600);
+  s.battery = scenario::ReadBattery(m, "battery");
+  if (auto g = m.String("generator")) {
+    if (*g == "fixed") s.fixed_generator = true;
+    else if (*g != "none") errors.Add(m.Child("generator"), m.PathOf("generator"), "expected none|fixed");
+  }
+  YAML::Node ctl = m.Child("controller", true);
+  if (ctl.IsDefined()) {
+    YamlMap cm(ctl, m.PathOf("controller"), errors);
+    s.controller.host = cm.String("host", true).value_or("");
+    s.controller.port = static_cast<int>(cm.Integer("port", false, 1, 65535).value_or(502));
+    s.controller.unit = static_cast<int>(cm.Integer("unit", false, 0, 255).value_or(1));
+    s.controller.map = cm.String("map").value_or("sunspec-802");
+    cm.CheckNoUnknownKeys();
+  }
+  m.CheckNoUnknownKeys();
+  c.sites.push_back(std::move(s));
+}
+
+void ReadCrew(const YAML::Node& n, const std::string& path, Config& c, YamlErrors& errors) {
+  YamlMap m(n, path, errors);
+  if (!m.valid()) return;
+  CrewConfig cr;
+  cr.line = n.Mark().line + 1;
+  cr.id = m.String("id", true).value_or("");
+  cr.name = m.String("name").value_or(cr.id);
+  cr.grid = m.String("grid").value_or("");
+  cr.location = m.Location("location", true).value_or(core::LatLon{});
+  cr.generators = static_cast<int>(m.Integer("generators", true, 0, 1000).value_or(0));
+  cr.speed_kmh = m.Number("speed_kmh", false, 1, 300).value_or(0);
+  cr.token_sha256 = m.String("token_sha256", true).value_or("");
+  if (!cr.token_sha256.empty() && !IsSha256Hex(cr.token_sha256)) {
+    errors.Add(m.Child("token_sha256"), m.PathOf("token_sha256"),
+               "expected 64 lower-case hex digits (printf %s TOKEN | sha256sum)");
+  }
+  m.CheckNoUnknownKeys();
+  c.crews.push_back(std::move(cr));
+}
+
+template <typename Fn>
+void ReadList(YamlMap& root, const std::string& key, YamlErrors& errors, Fn fn) {
+  YAML::Node n = root.Child(key);
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (!n.IsSequence()) {
+    errors.Add(n, key, "expected a list");
+    return;
+  }
+  for (size_t i = 0; i < n.size(); ++i) fn(n[i], key + "[" + std::to_string(i) + "]");
+}
+
+// Cross-checks that need the whole document: unique ids, known feeds, no
+// feed cycles, unique tokens.
+void Validate(Config& c, YamlErrors& errors) {
+  std::map<std::string, const SiteConfig*> sites;
+  for (const auto& s : c.sites) {
+    if (s.id.empty()) continue;
+    if (!sites.emplace(s.id, &s).second)
+      errors.AddAtLine(s.line, "sites", "duplicate site id '" + s.id + "'");
+  }
+  for (const auto& s : c.sites) {
+    for (const auto& f : s.feeds) {
+      if (!sites.count(f))
+        errors.AddAtLine(s.line, "sites." + s.id + ".feeds", "unknown site '" + f + "'");
+      else if (f == s.id)
+        errors.AddAtLine(s.line, "sites." + s.id + ".feeds", "a site cannot feed itself");
+    }
+  }
+  // Cycle check by depth-first search over feeds.
+  std::map<std::string, int> mark;  // 0 new, 1 on stack, 2 done
+  std::function<bool(const std::string&)> cyclic = [&sites, &mark, &cyclic](const std::string& id) {
+    if (mark[id] == 1) return true;
+    if (mark[id] == 2) return false;
+    mark[id] = 1;
+    auto it = sites.find(id);
+    if (it != sites.end()) {
+      for (const auto& f : it->second->feeds)
+        if (sites.count(f) && f != id && cyclic(f)) return true;
+    }
+    mark[id] = 2;
+    return false;
+  };
+  for (const auto& s : c.sites) {
+    if (!s.id.empty() && mark[s.id] == 0 && cyclic(s.id)) {
+      errors.AddAtLine(s.line, "sites." + s.id + ".feeds", "feeds form a cycle");
+      break;
+    }
+  }
+  std::set<std::string> crews;
+  std::map<std::string, std::string> tokens;  // sha -> owner
+  for (const auto& cr : c.crews) {
+    if (!cr.id.empty() && !crews.insert(cr.id).second)
+      errors.AddAtLine(cr.line, "crews", "duplicate crew id '" + cr.id + "'");
+    if (!cr.token_sha256.empty() && !tokens.emplace(cr.token_sha256, "crew " + cr.id).second)
+      errors.AddAtLine(cr.line, "crews." + cr.id + ".token_sha256",
+                       "token already used by " + tokens[cr.token_sha256]);
+  }
+  for (const auto& t : c.noc_tokens) {
+    if (!t.sha256.empty() && !tokens.emplace(t.sha256, "noc " + t.name).second)
+      errors.AddAtLine(0, "noc_tokens." + t.name, "token already used by " + tokens[t.sha256]);
+  }
+}
+
+}  // namespace
+
+const SiteConfig* Config::FindSite(const core::SiteId& id) const {
+  for (const auto& s : sites)
+    if (s.id == id) return &s;
+  return nullptr;
+}
+
+const CrewConfig* Config::FindCrew(const core::CrewId& id) const {
+  for (const auto& c : crews)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+core::Result<Config> LoadConfigString(const std::string& yaml, const std::string& name) {
+  auto doc = core::LoadYamlString(yaml, name);
+  if (!doc.ok()) return doc.status();
+  YamlErrors errors(name);
+  YamlMap root(*doc, "", errors);
+  if (!root.valid()) return errors.ToStatus();
+  Config c;
+  c.source = name;
+  c.name = root.String("name").value_or(c.name);
+  if (auto off = root.String("utc_offset")) {
+    auto t = core::ParseIso8601("2000-01-01T00:00:00" + *off);
+    if (t.ok()) c.utc_offset_min = t->offset_min;
+    else errors.Add(root.Child("utc_offset"), "utc_offset", "expected +HH:MM or Z");
+  }
+  ReadListen(root, c, errors);
+  ReadTls(root, c, errors);
+  c.store = root.String("store").value_or(c.store);
+  c.state_file = root.String("state_file").value_or("");
+  ReadClock(root, c, errors);
+  ReadPoll(root, c, errors);
+  c.maps_dir = root.String("maps_dir").value_or("");
+  ReadWeightsAndTravel(root, c, errors);
+  ReadPlanner(root, c, errors);
+  ReadList(root, "noc_tokens", errors, [&c, &errors](const YAML::Node& n, const std::string& path) {
+    YamlMap m(n, path, errors);
+    NocToken t{m.String("name", true).value_or(""), m.String("sha256", true).value_or("")};
+    if (!t.sha256.empty() && !IsSha256Hex(t.sha256))
+      errors.Add(m.Child("sha256"), m.PathOf("sha256"), "expected 64 lower-case hex digits");
+    m.CheckNoUnknownKeys();
+    c.noc_tokens.push_back(std::move(t));
+  });
+  ReadList(root, "sites", errors, [&c, &errors](const YAML::Node& n, const std::string& path) {
+    ReadSite(n, path, c, errors);
+  });
+  ReadList(root, "crews", errors, [&c, &errors](const YAML::Node& n, const std::string& path) {
+    ReadCrew(n, path, c, errors);
+  });
+  root.CheckNoUnknownKeys();
+  Validate(c, errors);
+  if (!errors.empty()) return errors.ToStatus();
+  return c;
+}
+
+core::Result<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return core::Status::NotFound(path + ": cannot open config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return LoadConfigString(ss.str(), path);
+}
+
+}  // namespace sitepower::app

@@ -1,0 +1,104 @@
+// The daemon's configuration: parse -> validate -> freeze. The loader reports
+// every error with file:line and key path (not just the first); the result is
+// an immutable Config passed by const&, never a global. Format and defaults:
+// config/sitepowerd.example.yaml.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/geo.hpp"
+#include "core/site.hpp"
+#include "core/status.hpp"
+#include "core/time.hpp"
+
+namespace sitepower::app {
+
+struct ControllerConfig {
+  std::string host;
+  int port = 502;
+  int unit = 1;
+  std::string map = "sunspec-802";
+};
+
+struct SiteConfig {
+  core::SiteId id;
+  std::string name;
+  std::string grid;
+  core::LatLon location;
+  core::Tier tier = core::Tier::kStandard;
+  std::vector<core::SiteId> feeds;
+  double load_w = 0;                 // nominal DC load until telemetry tells
+  std::optional<double> hookup_min;  // default: Config::hookup_min
+  std::optional<core::BatterySpec> battery;
+  bool fixed_generator = false;
+  ControllerConfig controller;
+  int line = 0;
+};
+
+struct CrewConfig {
+  core::CrewId id;
+  std::string name;
+  std::string grid;
+  core::LatLon location;
+  int generators = 0;
+  double speed_kmh = 0;  // 0 = travel.speed_kmh
+  std::string token_sha256;
+  int line = 0;
+};
+
+struct NocToken {
+  std::string name;
+  std::string sha256;
+};
+
+struct ClockConfig {
+  core::ZonedTime scenario_start;
+  core::TimePoint wall_start;
+  double speed = 1;
+};
+
+struct PollConfig {
+  int interval_ms = 10000;
+  int on_battery_interval_ms = 5000;
+  int timeout_ms = 1500;
+  int stale_after_missed = 3;
+  int mains_fail_confirm = 2;
+};
+
+struct PlannerConfig {
+  int budget_ms = 200;
+  double keep_margin_min = 10;
+  double ack_timeout_min = 10;
+};
+
+struct Config {
+  std::string source;  // file it came from
+  std::string name = "sitepower";  // region or drill name, shown on the dashboard
+  int utc_offset_min = 0;          // offset used to show times (a clock block overrides it)
+  std::string listen_grpc = "127.0.0.1:50051";
+  std::string listen_http = "127.0.0.1:8080";
+  std::string tls_cert, tls_key, tls_client_ca;
+  std::string store = "sitepower.db";
+  std::string state_file;
+  std::optional<ClockConfig> clock;
+  PollConfig poll;
+  std::string maps_dir;
+  core::TierWeights weights;
+  core::TravelModel travel;
+  double hookup_min = 15;
+  PlannerConfig planner;
+  std::vector<NocToken> noc_tokens;
+  std::vector<SiteConfig> sites;
+  std::vector<CrewConfig> crews;
+
+  const SiteConfig* FindSite(const core::SiteId& id) const;
+  const CrewConfig* FindCrew(const core::CrewId& id) const;
+  double HookupMin(const SiteConfig& s) const { return s.hookup_min.value_or(hookup_min); }
+};
+
+core::Result<Config> LoadConfigFile(const std::string& path);
+core::Result<Config> LoadConfigString(const std::string& yaml, const std::string& name);
+
+}  // namespace sitepower::app

@@ -1,0 +1,174 @@
+#include "app/daemon.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "api/grpc_server.hpp"
+#include "app/engine.hpp"
+#include "app/log.hpp"
+#include "modbus/poller.hpp"
+#include "store/store.hpp"
+#include "tasks/task_ledger.hpp"
+#include "web/sd_notify.hpp"
+#include "web/web_server.hpp"
+
+namespace sitepower::app {
+namespace {
+
+std::unique_ptr<core::Clock> MakeClock(const Config& c) {
+  if (c.clock) {
+    return std::make_unique<core::WarpedClock>(c.clock->scenario_start.at, c.clock->wall_start,
+                                               c.clock->speed);
+  }
+  return std::make_unique<core::SystemClock>();
+}
+
+api::ServerOptions GrpcOptions(const Config& c) {
+  api::ServerOptions o;
+  o.listen = c.listen_grpc;
+  o.tls_cert = c.tls_cert;
+  o.tls_key = c.tls_key;
+  o.tls_client_ca = c.tls_client_ca;
+  for (const auto& crew : c.crews)
+    o.tokens_by_sha256[crew.token_sha256] = {api::Principal::Role::kCrew, crew.id};
+  for (const auto& t : c.noc_tokens)
+    o.tokens_by_sha256[t.sha256] = {api::Principal::Role::kNoc, t.name};
+  return o;
+}
+
+modbus::PollerOptions PollOptions(const Config& c) {
+  modbus::PollerOptions o;
+  o.interval = core::Millis(c.poll.interval_ms);
+  o.on_battery_interval = core::Millis(c.poll.on_battery_interval_ms);
+  o.timeout = core::Millis(c.poll.timeout_ms);
+  o.stale_after_missed = c.poll.stale_after_missed;
+  o.mains_fail_confirm = c.poll.mains_fail_confirm;
+  return o;
+}
+
+// Atomically writes {"grpc_port":..,"http_port":..,"pid":..} for tools.
+void WriteStateFile(const std::string& path, int grpc_port, int http_port) {
+  if (path.empty()) return;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << "{\"grpc_port\":" << grpc_port << ",\"http_port\":" << http_port
+        << ",\"pid\":" << getpid() << "}\n";
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+core::Status CheckConfig(const Config& config) {
+  auto maps = modbus::MapRegistry::Load(config.maps_dir);
+  if (!maps.ok()) return maps.status();
+  std::string problems;
+  for (const auto& s : config.sites) {
+    if (!maps->Has(s.controller.map)) {
+      problems += config.source + ":" + std::to_string(s.line) + ": sites." + s.id +
+                  ".controller.map: unknown register map '" + s.controller.map + "'\n";
+    }
+  }
+  for (const auto& f : {config.tls_cert, config.tls_key, config.tls_client_ca}) {
+    if (!f.empty() && !std::ifstream(f)) problems += config.source + ": tls: cannot read " + f + "\n";
+  }
+  if (!problems.empty()) {
+    problems.pop_back();
+    return core::Status::InvalidArgument(problems);
+  }
+  return core::Status::Ok();
+}
+
+int RunDaemon(const Config& config) {
+  if (auto st = CheckConfig(config); !st.ok()) {
+    LogLine(LogLevel::kError, "config", {{"error", st.message()}});
+    return 2;
+  }
+  boost::asio::io_context io;
+  std::unique_ptr<core::Clock> clock = MakeClock(config);
+  auto maps = modbus::MapRegistry::Load(config.maps_dir);
+  auto store = store::OpenSqliteStore(config.store);
+  if (!store.ok()) {
+    LogLine(LogLevel::kError, "store", {{"path", config.store}, {"error", store.status().message()}});
+    return 1;
+  }
+  tasks::TaskLedger ledger(**store, *clock);
+  if (auto st = ledger.Recover(); !st.ok()) {
+    LogLine(LogLevel::kError, "store", {{"path", config.store}, {"error", st.message()}});
+    return 1;
+  }
+  Engine engine(io, config, *clock, ledger, **store);
+  api::GrpcServer grpc(GrpcOptions(config), ledger, engine, **store, *clock);
+  if (auto st = grpc.Start(); !st.ok()) {
+    LogLine(LogLevel::kError, "grpc", {{"listen", config.listen_grpc}, {"error", st.message()}});
+    return 1;
+  }
+  grpc.SetLocationListener([&engine](const core::CrewId& crew, core::LatLon where,
+                                     core::TimePoint at) { engine.OnCrewLocation(crew, where, at); });
+  web::WebOptions web_options{config.listen_http, config.tls_cert, config.tls_key};
+  web::WebServer web(io, web_options, engine);
+  if (auto st = web.Start(); !st.ok()) {
+    LogLine(LogLevel::kError, "http", {{"listen", config.listen_http}, {"error", st.message()}});
+    grpc.Shutdown(std::chrono::milliseconds(500));
+    return 1;
+  }
+  engine.SetPublishers([&grpc]() { grpc.PublishQueue(); },
+                       [&web](std::string state) { web.Publish(std::move(state)); });
+
+  modbus::Poller poller(io, *clock, *maps, PollOptions(config),
+                        [&engine](const core::SiteId& site, const modbus::Reading& r) {
+                          engine.OnReading(site, r);
+                        });
+  for (const auto& s : config.sites) {
+    modbus::DeviceSpec spec{s.id, s.controller.host, static_cast<uint16_t>(s.controller.port),
+                            s.controller.unit, s.controller.map};
+    if (auto st = poller.AddDevice(spec); !st.ok()) {
+      // One bad device must not take the region down: report it and go on.
+      LogLine(LogLevel::kError, "device", {{"site", s.id}, {"error", st.message()}});
+    }
+  }
+  engine.SetFastPollHook([&poller](const core::SiteId& site, bool fast) { poller.SetFastPoll(site, fast); });
+  engine.Start();
+  poller.Start();
+  WriteStateFile(config.state_file, grpc.port(), web.port());
+  LogLine(LogLevel::kInfo, "ready",
+          {{"grpc_port", std::to_string(grpc.port())},
+           {"http_port", std::to_string(web.port())},
+           {"sites", std::to_string(config.sites.size())},
+           {"crews", std::to_string(config.crews.size())},
+           {"speed", std::to_string(clock->Speed())}});
+  web::NotifyReady();
+
+  boost::asio::steady_timer watchdog(io);
+  std::function<void()> feed = [&watchdog, &feed]() {
+    web::NotifyWatchdog();
+    watchdog.expires_after(std::chrono::seconds(5));
+    watchdog.async_wait([&feed](const boost::system::error_code& ec) {
+      if (!ec) feed();
+    });
+  };
+  feed();
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int sig) {
+    LogLine(LogLevel::kInfo, "shutdown", {{"signal", std::to_string(sig)}});
+    web::NotifyStopping();
+    watchdog.cancel();
+    poller.Stop();
+    engine.Stop();
+    web.Stop();
+    grpc.Shutdown(std::chrono::seconds(2));
+    io.stop();
+  });
+  io.run();
+  return 0;
+}
+
+}  // namespace sitepower::app

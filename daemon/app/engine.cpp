@@ -1,0 +1,483 @@
+#include "app/engine.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <set>
+
+#include "app/log.hpp"
+
+namespace sitepower::app {
+
+using core::PowerState;
+using core::TimePoint;
+using modbus::Quality;
+using modbus::SiteEvent;
+
+struct Engine::SiteRuntime {
+  SiteRuntime(const SiteConfig& c, const PollConfig& p)
+      : cfg(c), tracker(p.mains_fail_confirm, p.stale_after_missed) {}
+  const SiteConfig& cfg;
+  modbus::SiteStateTracker tracker;
+  modbus::Reading last;
+  bool has_reading = false;
+  PowerState state = PowerState::kUnknown;
+  std::optional<TimePoint> mains_fail_at;
+  std::optional<model::RuntimeBand> band;  // minutes from band_at
+  TimePoint band_at{};
+  double measured_load_w = 0;
+  bool generator_running = false;
+};
+
+struct Engine::CrewRuntime {
+  explicit CrewRuntime(const CrewConfig& c) : cfg(c), location(c.location) {}
+  const CrewConfig& cfg;
+  core::LatLon location;
+  TimePoint location_at{};
+  bool unresponsive = false;  // escalated: did not acknowledge in time
+  bool unavailable = false;   // operator override
+  std::set<core::SiteId> generators_used;
+};
+
+namespace {
+constexpr size_t kMaxLogEvents = 300;
+
+bool Good(const modbus::PointValue& p) { return p.quality == Quality::kGood; }
+
+// Rounds to the minute so that a re-plan that moves an ETA by seconds does not
+// become an UPDATED event on a technician's phone.
+TimePoint RoundToMinute(TimePoint t) {
+  return std::chrono::round<std::chrono::minutes>(t);
+}
+}  // namespace
+
+Engine::Engine(boost::asio::io_context& io, const Config& config, const core::Clock& clock,
+               tasks::TaskLedger& ledger, store::Store& store)
+    : io_(io),
+      config_(config),
+      clock_(clock),
+      ledger_(ledger),
+      store_(store),
+      replan_timer_(io),
+      periodic_timer_(io) {
+  for (const auto& s : config_.sites)
+    sites_.emplace(s.id, std::make_unique<SiteRuntime>(s, config_.poll));
+  for (const auto& c : config_.crews) crews_.emplace(c.id, std::make_unique<CrewRuntime>(c));
+}
+
+Engine::~Engine() { Stop(); }
+
+void Engine::SetPublishers(std::function<void()> grpc_publish,
+                           std::function<void(std::string)> web_publish) {
+  grpc_publish_ = std::move(grpc_publish);
+  web_publish_ = std::move(web_publish);
+}
+
+void Engine::SetFastPollHook(std::function<void(const core::SiteId&, bool)> hook) {
+  fast_poll_ = std::move(hook);
+}
+
+void Engine::Start() {
+  RestoreState();
+  // Generators already used, from the ledger's history (survives restarts).
+  for (auto& [id, crew] : crews_) {
+    for (const auto& e : ledger_.EventsAfter(id, 0)) {
+      if (e.kind == tasks::EventKind::kStatus &&
+          e.task.status == tasks::TaskStatus::kGeneratorRunning)
+        crew->generators_used.insert(e.task.site);
+    }
+  }
+  ledger_sub_ = ledger_.Subscribe([this](const tasks::TaskEvent& e) {
+    boost::asio::post(io_, [this, e]() { OnLedgerEvent(e); });
+  });
+  ledger_subscribed_ = true;
+  started_ = true;
+  ArmPeriodic();
+  ScheduleReplan("daemon started");
+  PublishViews();
+}
+
+void Engine::Stop() {
+  if (ledger_subscribed_) {
+    ledger_.Unsubscribe(ledger_sub_);
+    ledger_subscribed_ = false;
+  }
+  replan_timer_.cancel();
+  periodic_timer_.cancel();
+  started_ = false;
+}
+
+void Engine::OnReading(const core::SiteId& site, const modbus::Reading& r) {
+  auto it = sites_.find(site);
+  if (it == sites_.end()) return;
+  SiteRuntime& s = *it->second;
+  ++counters_.polls;
+  ++counters_.polls_by_map[s.cfg.controller.map];
+  if (!r.poll_ok) {
+    ++counters_.poll_errors;
+    ++counters_.errors_by_map[s.cfg.controller.map];
+  }
+  if (r.poll_ok) {
+    s.last = r;
+    s.has_reading = true;
+    if (Good(r.battery_voltage_v) && Good(r.battery_current_a) && r.battery_current_a.value > 0)
+      s.measured_load_w = r.battery_voltage_v.value * r.battery_current_a.value;
+  }
+  for (const SiteEvent& e : s.tracker.Feed(r)) OnSiteEvent(s, e);
+  PowerState before = s.state;
+  s.state = s.tracker.state();
+  if (s.mains_fail_at && r.poll_ok && !s.generator_running) UpdatePrediction(s, r.at);
+  if (before != s.state) MarkViewsDirty();
+}
+
+void Engine::OnSiteEvent(SiteRuntime& s, const SiteEvent& e) {
+  const std::string& id = s.cfg.id;
+  switch (e.kind) {
+    case SiteEvent::Kind::kMainsFailed:
+      if (!s.mains_fail_at) s.mains_fail_at = e.at;
+      Log("mains_failed", id, "", "", "mains failure confirmed at " + FormatTime(e.at));
+      if (fast_poll_) fast_poll_(id, true);
+      UpdatePrediction(s, e.at);
+      PersistSite(s);
+      ScheduleReplan("mains failed at " + id);
+      break;
+    case SiteEvent::Kind::kMainsRestored:
+      s.mains_fail_at.reset();
+      s.band.reset();
+      s.generator_running = false;
+      Log("mains_restored", id, "", "", "mains back at " + FormatTime(e.at));
+      if (fast_poll_) fast_poll_(id, false);
+      ledger_.OnMainsRestored(id);
+      PersistSite(s);
+      ScheduleReplan("mains restored at " + id);
+      break;
+    case SiteEvent::Kind::kGeneratorStarted:
+      s.generator_running = true;
+      Log("generator", id, "", "", "controller shows a generator carrying the load");
+      ledger_.OnGeneratorRunning(id);
+      PersistSite(s);
+      ScheduleReplan("generator running at " + id);
+      break;
+    case SiteEvent::Kind::kGeneratorStopped:
+      s.generator_running = false;
+      Log("generator", id, "", "", "generator stopped");
+      PersistSite(s);
+      ScheduleReplan("generator stopped at " + id);
+      break;
+    case SiteEvent::Kind::kStale:
+      Log("stale", id, "", "", "controller silent: values are stale (" + e.detail + ")");
+      break;
+    case SiteEvent::Kind::kFresh:
+      Log("fresh", id, "", "", "controller answers again");
+      break;
+    case SiteEvent::Kind::kLvdOpened:
+      Log("down", id, "", "", "low-voltage disconnect open: site off air");
+      ScheduleReplan("site down at " + id);
+      break;
+    case SiteEvent::Kind::kLvdClosed:
+      Log("up", id, "", "", "low-voltage disconnect closed");
+      break;
+  }
+  MarkViewsDirty();
+}
+
+void Engine::UpdatePrediction(SiteRuntime& s, TimePoint now) {
+  if (!s.cfg.battery || !s.mains_fail_at) return;
+  core::BatterySpec spec = *s.cfg.battery;
+  const modbus::Reading& r = s.last;
+  bool from_soc = s.has_reading && Good(r.soc_pct) && r.soc_pct.value > 0;
+  if (from_soc) spec.soc = std::clamp(r.soc_pct.value / 100.0, 0.001, 1.0);
+  if (s.has_reading && Good(r.battery_temp_c)) spec.temp_c = r.battery_temp_c.value;
+  double load_w = s.measured_load_w > 0 ? s.measured_load_w : s.cfg.load_w;
+  model::RuntimeBand band = model::PredictRuntime(spec, model::Load{load_w, 0});
+  TimePoint at = now;
+  if (!from_soc) at = *s.mains_fail_at;  // nameplate state: runtime counts from the outage start
+  double end_v = spec.end_v_per_cell * spec.cells;
+  if (s.has_reading && Good(r.battery_voltage_v) && r.battery_voltage_v.value <= end_v) {
+    band = model::RuntimeBand{0, 0, 0, "at end voltage"};
+    at = now;
+  }
+  if (s.band) {
+    double old_p50 = ToMinutes(s.band_at - *s.mains_fail_at) + s.band->p50_min;
+    double new_p50 = ToMinutes(at - *s.mains_fail_at) + band.p50_min;
+    if (old_p50 > 0 && std::abs(new_p50 - old_p50) / old_p50 > 0.2) {
+      ++counters_.prediction_changes;
+      Log("prediction", s.cfg.id, "", "",
+          "runtime P50 changed " + std::to_string(static_cast<int>(old_p50)) + " -> " +
+              std::to_string(static_cast<int>(new_p50)) + " min since outage: load " +
+              std::to_string(static_cast<int>(load_w)) + " W" +
+              (from_soc ? ", controller SoC " + std::to_string(static_cast<int>(spec.soc * 100)) + " %"
+                        : ", nameplate state") +
+              ", basis " + band.basis);
+      ScheduleReplan("prediction changed at " + s.cfg.id);
+    }
+  }
+  s.band = band;
+  s.band_at = at;
+}
+
+void Engine::OnCrewLocation(const core::CrewId& crew, core::LatLon where, TimePoint at) {
+  boost::asio::post(io_, [this, crew, where, at]() {
+    auto it = crews_.find(crew);
+    if (it == crews_.end()) return;
+    it->second->location = where;
+    it->second->location_at = at;
+    if (it->second->unresponsive) {
+      it->second->unresponsive = false;
+      Log("crew", "", crew, "", "crew reachable again");
+      ScheduleReplan("crew " + crew + " reachable");
+    }
+    MarkViewsDirty();
+  });
+}
+
+void Engine::OnLedgerEvent(const tasks::TaskEvent& e) {
+  if (!started_) return;
+  const tasks::Task& t = e.task;
+  Log("task", t.site, e.crew, t.id, e.message);
+  if (e.kind == tasks::EventKind::kStatus) {
+    auto it = crews_.find(t.crew);
+    if (it != crews_.end()) {
+      if (t.status == tasks::TaskStatus::kGeneratorRunning) it->second->generators_used.insert(t.site);
+      if (it->second->unresponsive) {
+        it->second->unresponsive = false;
+        Log("crew", "", t.crew, "", "crew acknowledged again");
+      }
+    }
+    ScheduleReplan("task " + t.id + " status changed");
+  }
+  MarkViewsDirty();
+}
+
+void Engine::ScheduleReplan(const std::string& why) {
+  if (!started_) return;
+  if (replan_why_.empty()) replan_why_ = why;
+  else if (replan_why_.size() < 200) replan_why_ += "; " + why;
+  if (replan_pending_) return;
+  replan_pending_ = true;
+  // Coalesce a burst (e.g. 18 sites failing at once) into one plan.
+  replan_timer_.expires_after(std::chrono::milliseconds(30));
+  replan_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    replan_pending_ = false;
+    Replan();
+  });
+}
+
+int Engine::GeneratorsLeft(const CrewRuntime& c) const {
+  return std::max(0, c.cfg.generators - static_cast<int>(c.generators_used.size()));
+}
+
+dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
+  dispatch::PlanInput in;
+  in.now = now;
+  in.travel = config_.travel;
+  in.weights = config_.weights;
+  in.horizon_end = now + std::chrono::hours(24);
+  in.offset_min = config_.utc_offset_min;
+  std::set<core::SiteId> running_tasks;
+  std::map<core::CrewId, std::vector<tasks::Task>> open_by_crew;
+  for (const auto& t : ledger_.OpenTasks()) {
+    if (t.status == tasks::TaskStatus::kGeneratorRunning) running_tasks.insert(t.site);
+    open_by_crew[t.crew].push_back(t);
+  }
+  std::set<core::SiteId> included;
+  for (const auto& [id, s] : sites_) {
+    if (s->mains_fail_at) included.insert(id);
+  }
+  for (const auto& [id, sp] : sites_) {
+    const SiteRuntime& s = *sp;
+    if (!s.mains_fail_at) continue;
+    dispatch::SiteNeed n;
+    n.id = id;
+    n.location = s.cfg.location;
+    n.tier = s.cfg.tier;
+    auto vip = protected_vip_until_.find(id);
+    if (vip != protected_vip_until_.end() && vip->second > now) n.tier = core::Tier::kVip;
+    for (const auto& f : s.cfg.feeds)
+      if (included.count(f)) n.feeds.push_back(f);
+    n.hookup_min = config_.HookupMin(s.cfg);
+    n.mains_fail_at = *s.mains_fail_at;
+    if (s.band) {
+      n.deadline_p10 = s.band_at + core::FromMinutes(std::min(s.band->p10_min, 1e7));
+      n.deadline_p50 = s.band_at + core::FromMinutes(std::min(s.band->p50_min, 1e7));
+      n.deadline_p90 = s.band_at + core::FromMinutes(std::min(s.band->p90_min, 1e7));
+    } else {
+      // No battery model and no telemetry: treat as urgent rather than safe.
+      n.deadline_p10 = n.deadline_p50 = n.deadline_p90 = now;
+    }
+    n.served = s.generator_running || s.state == PowerState::kOnGenerator ||
+               running_tasks.count(id) > 0;
+    n.fixed_generator = s.cfg.fixed_generator;
+    in.sites.push_back(std::move(n));
+    auto h = held_.find(id);
+    if (h != held_.end() && h->second) in.held.push_back(id);
+  }
+  for (const auto& [id, c] : crews_) {
+    if (c->unavailable || c->unresponsive) continue;
+    dispatch::CrewState cs;
+    cs.id = id;
+    cs.location = c->location;
+    cs.generators_left = GeneratorsLeft(*c);
+    cs.available_from = now;
+    cs.speed_kmh = c->cfg.speed_kmh;
+    auto open = open_by_crew.find(id);
+    if (open != open_by_crew.end()) {
+      auto tasks = open->second;
+      std::sort(tasks.begin(), tasks.end(),
+                [](const tasks::Task& a, const tasks::Task& b) { return a.order < b.order; });
+      for (const auto& t : tasks) {
+        if (t.status == tasks::TaskStatus::kAccepted || t.status == tasks::TaskStatus::kEnRoute ||
+            t.status == tasks::TaskStatus::kOnSite)
+          cs.committed.push_back(t.site);
+      }
+    }
+    in.crews.push_back(std::move(cs));
+  }
+  for (const auto& [site, crew] : pins_) in.pins.push_back({site, crew});
+  return in;
+}
+
+void Engine::Replan() {
+  if (!started_) return;
+  std::string why = std::move(replan_why_);
+  replan_why_.clear();
+  TimePoint now = clock_.Now();
+  auto t0 = std::chrono::steady_clock::now();
+  dispatch::PlanInput input = BuildPlanInput(now);
+  dispatch::Options opts;
+  opts.budget_ms = config_.planner.budget_ms;
+  opts.keep_margin_min = config_.planner.keep_margin_min;
+  dispatch::Plan plan = dispatch::MakePlan(input, opts);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ++counters_.plans;
+  counters_.last_plan_ms = ms;
+  counters_.total_plan_ms += ms;
+
+  std::vector<tasks::Assignment> assignments;
+  planned_stop_.clear();
+  for (const auto& route : plan.routes) {
+    int order = 0;
+    for (const auto& stop : route.stops) {
+      auto it = sites_.find(stop.site);
+      if (it == sites_.end()) continue;
+      const SiteRuntime& s = *it->second;
+      planned_stop_[stop.site] = stop;
+      tasks::Assignment a;
+      a.site = stop.site;
+      a.site_name = s.cfg.name;
+      a.location = s.cfg.location;
+      a.tier = s.cfg.tier;
+      a.crew = route.crew;
+      a.order = ++order;
+      a.eta = RoundToMinute(stop.eta);
+      a.deadline = RoundToMinute(stop.deadline);
+      if (s.band) {
+        double elapsed = ToMinutes(now - s.band_at);
+        a.p10_min = std::max(0.0, s.band->p10_min - elapsed);
+        a.p50_min = std::max(0.0, s.band->p50_min - elapsed);
+        a.p90_min = std::max(0.0, s.band->p90_min - elapsed);
+      }
+      a.hookup_min = config_.HookupMin(s.cfg);
+      a.reason = stop.reason;
+      assignments.push_back(std::move(a));
+    }
+  }
+  // Tasks whose generator already runs are done as far as planning goes: keep
+  // them as they are so the ledger does not cancel them.
+  for (const auto& t : ledger_.OpenTasks()) {
+    if (t.status != tasks::TaskStatus::kGeneratorRunning) continue;
+    tasks::Assignment a;
+    a.site = t.site;
+    a.site_name = t.site_name;
+    a.location = t.location;
+    a.tier = t.tier;
+    a.crew = t.crew;
+    a.order = t.order;
+    a.eta = t.eta;
+    a.deadline = t.deadline;
+    a.p10_min = t.p10_min;
+    a.p50_min = t.p50_min;
+    a.p90_min = t.p90_min;
+    a.hookup_min = t.hookup_min;
+    a.reason = t.reason;
+    assignments.push_back(std::move(a));
+  }
+  auto events = ledger_.ApplyPlan(assignments, why);
+  last_plan_ = std::move(plan);
+  last_plan_at_ = now;
+  LogLine(LogLevel::kInfo, "plan",
+          {{"why", why},
+           {"sites", std::to_string(input.sites.size())},
+           {"tasks", std::to_string(assignments.size())},
+           {"changes", std::to_string(events.size())},
+           {"vip_down", std::to_string(last_plan_->objective.vip_down)},
+           {"weighted_down_min", std::to_string(last_plan_->objective.weighted_down_min)},
+           {"ms", std::to_string(ms)}});
+  if (!events.empty())
+    Log("plan", "", "", "",
+        "re-planned (" + why + "): " + std::to_string(events.size()) + " task changes, " +
+            std::to_string(last_plan_->objective.vip_down) + " VIP predicted down");
+  MarkViewsDirty();
+}
+
+void Engine::CheckEscalations() {
+  TimePoint now = clock_.Now();
+  auto cutoff = now - core::FromMinutes(config_.planner.ack_timeout_min);
+  std::set<core::CrewId> escalated;
+  for (const auto& t : ledger_.UnacknowledgedSince(cutoff)) {
+    auto it = crews_.find(t.crew);
+    if (it == crews_.end() || it->second->unresponsive) continue;
+    it->second->unresponsive = true;
+    escalated.insert(t.crew);
+    ++counters_.escalations;
+    Log("escalation", t.site, t.crew, t.id,
+        "not acknowledged within " + std::to_string(static_cast<int>(config_.planner.ack_timeout_min)) +
+            " min: crew " + t.crew + " set aside, its tasks re-planned; NOC please call the crew");
+  }
+  if (!escalated.empty()) ScheduleReplan("escalation");
+}
+
+void Engine::ArmPeriodic() {
+  // One tick per scenario minute (wall time: a minute on the real clock, 1 s at
+  // 60x), clamped so drills stay smooth and real time stays cheap.
+  auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(60.0 / clock_.Speed()));
+  wall = std::clamp(wall, std::chrono::milliseconds(200), std::chrono::milliseconds(30000));
+  periodic_timer_.expires_after(wall);
+  periodic_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || !started_) return;
+    CheckEscalations();
+    TimePoint now = clock_.Now();
+    if (now - last_plan_at_ >= std::chrono::minutes(5)) ScheduleReplan("periodic re-plan");
+    MarkViewsDirty();
+    ArmPeriodic();
+  });
+}
+
+void Engine::Log(std::string kind, std::string site, std::string crew, std::string task,
+                 std::string message) {
+  TimePoint now = clock_.Now();
+  LogLine(LogLevel::kInfo, kind,
+          {{"site", site}, {"crew", crew}, {"task", task}, {"msg", message}});
+  events_.push_back({now, std::move(kind), std::move(site), std::move(crew), std::move(task),
+                     std::move(message)});
+  while (events_.size() > kMaxLogEvents) events_.pop_front();
+}
+
+std::string Engine::FormatTime(TimePoint t) const {
+  return core::FormatHhMm(t, config_.utc_offset_min);
+}
+
+void Engine::MarkViewsDirty() {
+  if (views_dirty_) return;
+  views_dirty_ = true;
+  boost::asio::post(io_, [this]() {
+    views_dirty_ = false;
+    PublishViews();
+  });
+}
+
+}  // namespace sitepower::app
