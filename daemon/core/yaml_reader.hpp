@@ -49,6 +49,7 @@ class YamlMap {
   bool Has(const std::string& key) const;
   const YAML::Node& node() const { return node_; }
   const std::string& path() const { return path_; }
+  YamlErrors& errors() { return errors_; }
   std::string PathOf(const std::string& key) const;
 
   // Each getter records an error (and returns nullopt) when the key is required

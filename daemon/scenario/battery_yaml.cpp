@@ -1,0 +1,30 @@
+#include "scenario/battery_yaml.hpp"
+
+namespace sitepower::scenario {
+
+std::optional<core::BatterySpec> ReadBattery(core::YamlMap& parent, const std::string& key) {
+  YAML::Node n = parent.Child(key);
+  if (!n.IsDefined()) return std::nullopt;
+  core::YamlErrors& errors = parent.errors();
+  size_t before = errors.errors().size();
+  core::YamlMap m(n, parent.PathOf(key), errors);
+  if (!m.valid()) return std::nullopt;
+  core::BatterySpec b;
+  if (auto c = m.String("chemistry", true)) {
+    if (auto chem = core::ParseChemistry(*c)) b.chemistry = *chem;
+    else errors.Add(m.Child("chemistry"), m.PathOf("chemistry"), "expected vrla|lfp, got '" + *c + "'");
+  }
+  b.cells = static_cast<int>(m.Integer("cells", true, 1, 1000).value_or(b.cells));
+  b.capacity_ah = m.Number("capacity_ah", true, 0.1, 100000).value_or(b.capacity_ah);
+  b.rated_hours = m.Number("rated_hours", false, 0.05, 1000).value_or(b.rated_hours);
+  b.strings = static_cast<int>(m.Integer("strings", false, 1, 100).value_or(b.strings));
+  b.soh = m.Number("soh", false, 0.01, 1.0).value_or(b.soh);
+  b.soc = m.Number("soc", false, 0.0, 1.0).value_or(b.soc);
+  b.temp_c = m.Number("temp_c", false, -50, 80).value_or(b.temp_c);
+  b.end_v_per_cell = m.Number("end_v_per_cell", true, 0.5, 5.0).value_or(b.end_v_per_cell);
+  m.CheckNoUnknownKeys();
+  if (errors.errors().size() != before) return std::nullopt;
+  return b;
+}
+
+}  // namespace sitepower::scenario
