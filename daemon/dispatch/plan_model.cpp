@@ -1,0 +1,230 @@
+#include "dispatch/plan_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace sitepower::dispatch {
+namespace {
+
+constexpr double kNever = 1e18;
+
+double MinutesFrom(core::TimePoint now, core::TimePoint t) { return core::ToMinutes(t - now); }
+
+std::string Duration(double min) {
+  if (min < 0) return "-" + Duration(-min);
+  char buf[32];
+  int total = static_cast<int>(std::lround(min));
+  if (total < 60) std::snprintf(buf, sizeof buf, "%d min", total);
+  else std::snprintf(buf, sizeof buf, "%d h %02d", total / 60, total % 60);
+  return buf;
+}
+
+}  // namespace
+
+PlanModel::PlanModel(const PlanInput& in) : in_(in) {
+  const core::TimePoint now = in.now;
+  const double horizon = in.horizon_end == core::TimePoint{}
+                             ? 24 * 60.0
+                             : MinutesFrom(now, in.horizon_end);
+  std::map<core::SiteId, int> index;
+  for (size_t i = 0; i < in.sites.size(); ++i) index[in.sites[i].id] = static_cast<int>(i);
+  std::set<core::SiteId> held(in.held.begin(), in.held.end());
+  std::vector<std::vector<int>> fed_by(in.sites.size());
+  for (size_t i = 0; i < in.sites.size(); ++i)
+    for (const auto& f : in.sites[i].feeds)
+      if (auto it = index.find(f); it != index.end()) fed_by[it->second].push_back(static_cast<int>(i));
+
+  sites_.resize(in.sites.size());
+  for (size_t i = 0; i < in.sites.size(); ++i) {
+    const SiteNeed& n = in.sites[i];
+    SiteInfo& s = sites_[i];
+    s.vip = n.tier == core::Tier::kVip;
+    s.uses_p10 = s.vip || !n.feeds.empty();
+    s.deadline = MinutesFrom(now, s.uses_p10 ? n.deadline_p10 : n.deadline_p50);
+    s.end = std::min(horizon, n.mains_restore_at ? MinutesFrom(now, *n.mains_restore_at) : kNever);
+    s.hookup = n.hookup_min;
+    s.weight = in.weights.Of(n.tier);
+    s.can_go_down = !n.served && !n.fixed_generator;
+    s.needs = s.can_go_down && !held.count(n.id);
+    // Transitive upstream set (feeds are acyclic by contract; guard anyway).
+    std::set<int> seen;
+    std::function<void(int)> up = [&](int k) {
+      if (!seen.insert(k).second) return;
+      for (int f : fed_by[k]) up(f);
+    };
+    up(static_cast<int>(i));
+    s.upstream.assign(seen.begin(), seen.end());
+  }
+  std::map<core::CrewId, int> crew_index;
+  crews_.resize(in.crews.size());
+  for (size_t c = 0; c < in.crews.size(); ++c) {
+    const CrewState& cs = in.crews[c];
+    crew_index[cs.id] = static_cast<int>(c);
+    CrewInfo& ci = crews_[c];
+    ci.start = std::max(0.0, MinutesFrom(now, cs.available_from));
+    ci.gone = cs.unavailable_from ? MinutesFrom(now, *cs.unavailable_from) : kNever;
+    ci.speed = cs.speed_kmh > 0 ? cs.speed_kmh : in.travel.speed_kmh;
+    ci.generators = std::max(0, cs.generators_left);
+    for (const auto& id : cs.committed) {
+      auto it = index.find(id);
+      if (it != index.end() && static_cast<int>(ci.committed.size()) < ci.generators &&
+          sites_[it->second].can_go_down)
+        ci.committed.push_back(it->second);
+    }
+  }
+  for (const auto& p : in.pins) {
+    auto s = index.find(p.site);
+    auto c = crew_index.find(p.crew);
+    if (s != index.end() && c != crew_index.end()) sites_[s->second].pinned_crew = c->second;
+  }
+}
+
+bool PlanModel::CanServe(int crew, int site) const {
+  return sites_[site].pinned_crew < 0 || sites_[site].pinned_crew == crew;
+}
+
+Routes PlanModel::CommittedRoutes() const {
+  Routes r(crews_.size());
+  std::set<int> taken;
+  for (size_t c = 0; c < crews_.size(); ++c)
+    for (int s : crews_[c].committed)
+      if (taken.insert(s).second) r[c].push_back(s);
+  return r;
+}
+
+std::vector<int> PlanModel::PendingSites(const Routes& routes) const {
+  std::vector<bool> in_route(sites_.size(), false);
+  for (const auto& r : routes)
+    for (int s : r) in_route[s] = true;
+  std::vector<int> out;
+  for (size_t i = 0; i < sites_.size(); ++i)
+    if (sites_[i].needs && !in_route[i]) out.push_back(static_cast<int>(i));
+  return out;
+}
+
+double PlanModel::Travel(int crew, int from, int to) const {
+  core::LatLon a = from < 0 ? in_.crews[crew].location : in_.sites[from].location;
+  core::LatLon b = in_.sites[to].location;
+  return core::HaversineKm(a, b) * in_.travel.road_factor / crews_[crew].speed * 60.0;
+}
+
+double PlanModel::ArrivalIfAppended(const std::vector<int>& route, int crew, int site) const {
+  double t = crews_[crew].start;
+  int at = -1;
+  for (int s : route) {
+    t += Travel(crew, at, s) + sites_[s].hookup;
+    at = s;
+  }
+  return t + Travel(crew, at, site);
+}
+
+std::vector<double> PlanModel::RunningTimes(const Routes& routes, double* travel) const {
+  std::vector<double> running(sites_.size(), kNever);
+  double total = 0;
+  for (size_t c = 0; c < routes.size(); ++c) {
+    double t = crews_[c].start;
+    int at = -1;
+    int used = 0;
+    for (int s : routes[c]) {
+      if (used >= crews_[c].generators) break;
+      double leg = Travel(static_cast<int>(c), at, s);
+      double run = t + leg + sites_[s].hookup;
+      if (run > crews_[c].gone) break;
+      total += leg;
+      running[s] = std::min(running[s], run);
+      t = run;
+      at = s;
+      ++used;
+    }
+  }
+  if (travel) *travel = total;
+  return running;
+}
+
+Objective PlanModel::Evaluate(const Routes& routes) const {
+  Objective o;
+  std::vector<double> running = RunningTimes(routes, &o.travel_min);
+  std::vector<std::pair<double, double>> own(sites_.size(), {0, 0});
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    const SiteInfo& s = sites_[i];
+    if (!s.can_go_down) continue;
+    double stop = std::min(running[i], s.end);
+    if (stop > s.deadline) own[i] = {s.deadline, stop};
+  }
+  std::vector<std::pair<double, double>> ivs;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    ivs.clear();
+    for (int u : sites_[i].upstream)
+      if (own[u].second > own[u].first) ivs.push_back(own[u]);
+    if (ivs.empty()) continue;
+    std::sort(ivs.begin(), ivs.end());
+    double down = 0, cs = ivs[0].first, ce = ivs[0].second;
+    for (size_t k = 1; k < ivs.size(); ++k) {
+      if (ivs[k].first <= ce) {
+        ce = std::max(ce, ivs[k].second);
+      } else {
+        down += ce - cs;
+        cs = ivs[k].first;
+        ce = ivs[k].second;
+      }
+    }
+    down += ce - cs;
+    if (down > 1e-9 && sites_[i].vip) ++o.vip_down;
+    o.weighted_down_min += down * sites_[i].weight;
+  }
+  return o;
+}
+
+double PlanModel::Cost(const Routes& routes) const {
+  Objective o = Evaluate(routes);
+  return o.vip_down * 1e9 + o.weighted_down_min + o.travel_min * 1e-6;
+}
+
+Plan PlanModel::ToPlan(const Routes& routes) const {
+  Plan plan;
+  plan.objective = Evaluate(routes);
+  std::vector<double> running = RunningTimes(routes, nullptr);
+  std::vector<bool> served(sites_.size(), false);
+  for (size_t c = 0; c < routes.size(); ++c) {
+    CrewRoute cr{in_.crews[c].id, {}};
+    double t = crews_[c].start;
+    int at = -1;
+    for (int s : routes[c]) {
+      double arrival = t + Travel(static_cast<int>(c), at, s);
+      double run = arrival + sites_[s].hookup;
+      if (running[s] >= kNever / 2 || run > crews_[c].gone) break;
+      const SiteInfo& si = sites_[s];
+      const SiteNeed& n = in_.sites[s];
+      Stop stop;
+      stop.site = n.id;
+      stop.eta = in_.now + core::FromMinutes(arrival);
+      stop.running_at = in_.now + core::FromMinutes(run);
+      stop.deadline = in_.now + core::FromMinutes(si.deadline);
+      stop.margin_min = si.deadline - run;
+      std::string r = n.tier == core::Tier::kVip ? "VIP" : n.tier == core::Tier::kKey ? "key" : "standard";
+      if (!n.feeds.empty()) r += ", feeds " + std::to_string(n.feeds.size()) + " sites";
+      if (si.pinned_crew >= 0) r += ", pinned by NOC";
+      r += std::string("; ") + (si.uses_p10 ? "P10" : "P50") + " runtime " +
+           Duration(si.deadline) + "; " + cr.crew + " arrives " +
+           core::FormatHhMm(stop.eta, in_.offset_min) + ", ";
+      if (si.end <= si.deadline) r += "mains due back before the battery ends";
+      else if (stop.margin_min >= 0) r += Duration(stop.margin_min) + " margin";
+      else r += "generator " + Duration(-stop.margin_min) + " after predicted end";
+      stop.reason = std::move(r);
+      cr.stops.push_back(std::move(stop));
+      served[s] = true;
+      t = run;
+      at = s;
+    }
+    plan.routes.push_back(std::move(cr));
+  }
+  for (size_t i = 0; i < sites_.size(); ++i)
+    if (sites_[i].needs && !served[i]) plan.unserved.push_back(in_.sites[i].id);
+  return plan;
+}
+
+}  // namespace sitepower::dispatch

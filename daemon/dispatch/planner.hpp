@@ -1,0 +1,105 @@
+// Orders outage sites into crew routes. Pure: no I/O, no clock, no threads;
+// identical inputs give an identical plan.
+//
+// Objective (FORMAT.md): fewest VIP sites down, then least weighted_down_min
+// (a site is also down while a site feeding it is down), then least travel.
+// A site's deadline is its P10 when its loss is costly (VIP, or it feeds
+// others), else its P50. Travel follows the FORMAT.md travel model.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/geo.hpp"
+#include "core/site.hpp"
+#include "core/time.hpp"
+
+namespace sitepower::dispatch {
+
+struct SiteNeed {
+  core::SiteId id;
+  core::LatLon location;
+  core::Tier tier = core::Tier::kStandard;
+  std::vector<core::SiteId> feeds;  // direct feeds (downstream sites)
+  double hookup_min = 15;
+  core::TimePoint mains_fail_at{};  // may be in the future for an announced outage
+  core::TimePoint deadline_p10{}, deadline_p50{}, deadline_p90{};  // battery at end voltage
+  std::optional<core::TimePoint> mains_restore_at;  // when known (offline plans)
+  bool served = false;           // generator running or mains back: not planned, still feeds
+  bool fixed_generator = false;  // site generator: never down on its own
+};
+
+struct CrewState {
+  core::CrewId id;
+  core::LatLon location;
+  int generators_left = 0;
+  core::TimePoint available_from{};
+  double speed_kmh = 0;  // 0 = travel model default
+  std::optional<core::TimePoint> unavailable_from;
+  // Sites of tasks this crew accepted or is working on, in order: kept at the
+  // head of its route.
+  std::vector<core::SiteId> committed;
+};
+
+struct Pin {  // operator override: this crew serves this site
+  core::SiteId site;
+  core::CrewId crew;
+};
+
+struct PlanInput {
+  core::TimePoint now{};
+  std::vector<SiteNeed> sites;
+  std::vector<CrewState> crews;
+  core::TravelModel travel;
+  core::TierWeights weights;
+  core::TimePoint horizon_end{};  // scoring horizon; zero = now + 24 h
+  std::vector<Pin> pins;
+  std::vector<core::SiteId> held;  // do not plan these sites
+  int offset_min = 0;              // UTC offset for "HH:MM" in reasons
+};
+
+enum class Algorithm { kBest, kSeedRule, kNearestFirst };
+
+struct Options {
+  Algorithm algorithm = Algorithm::kBest;
+  int budget_ms = 200;  // converted to a deterministic evaluation budget
+  uint64_t seed = 1;
+  double keep_margin_min = 10;
+};
+
+struct Stop {
+  core::SiteId site;
+  core::TimePoint eta{}, running_at{}, deadline{};
+  double margin_min = 0;  // deadline - running_at
+  std::string reason;     // for operators: "VIP; P10 runtime 1 h 40; B1 arrives 09:12, 28 min margin"
+};
+
+struct CrewRoute {
+  core::CrewId crew;
+  std::vector<Stop> stops;
+};
+
+struct Objective {
+  int vip_down = 0;
+  double weighted_down_min = 0;
+  double travel_min = 0;
+  bool BetterThan(const Objective& o) const;
+};
+
+struct Plan {
+  std::vector<CrewRoute> routes;       // one per input crew, in input order
+  std::vector<core::SiteId> unserved;  // needing sites no route reaches
+  Objective objective;                 // as predicted with the deadlines used
+};
+
+// Never fails: sites or crews with unusable data are left unserved.
+Plan MakePlan(const PlanInput& input, const Options& options);
+
+// The objective of given routes (site ids per crew, in input crew order), as
+// MakePlan evaluates it. For baselines, exact solvers and tests.
+Objective EvaluateRoutes(const PlanInput& input,
+                         const std::vector<std::vector<core::SiteId>>& routes);
+
+}  // namespace sitepower::dispatch
