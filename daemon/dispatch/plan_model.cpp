@@ -45,6 +45,7 @@ PlanModel::PlanModel(const PlanInput& in) : in_(in) {
     s.vip = n.tier == core::Tier::kVip;
     s.uses_p10 = s.vip || !n.feeds.empty();
     s.deadline = MinutesFrom(now, s.uses_p10 ? n.deadline_p10 : n.deadline_p50);
+    s.deadline_p10 = MinutesFrom(now, n.deadline_p10);
     s.end = std::min(horizon, n.mains_restore_at ? MinutesFrom(now, *n.mains_restore_at) : kNever);
     s.hookup = n.hookup_min;
     s.weight = in.weights.Of(n.tier);
@@ -145,43 +146,53 @@ std::vector<double> PlanModel::RunningTimes(const Routes& routes, double* travel
   return running;
 }
 
+namespace {
+// Length of the union of the intervals of `upstream` sites in `own`.
+double UnionDown(const std::vector<int>& upstream, const std::vector<std::pair<double, double>>& own,
+                 std::vector<std::pair<double, double>>& scratch) {
+  scratch.clear();
+  for (int u : upstream)
+    if (own[u].second > own[u].first) scratch.push_back(own[u]);
+  if (scratch.empty()) return 0;
+  std::sort(scratch.begin(), scratch.end());
+  double down = 0, cs = scratch[0].first, ce = scratch[0].second;
+  for (size_t k = 1; k < scratch.size(); ++k) {
+    if (scratch[k].first <= ce) {
+      ce = std::max(ce, scratch[k].second);
+    } else {
+      down += ce - cs;
+      cs = scratch[k].first;
+      ce = scratch[k].second;
+    }
+  }
+  return down + ce - cs;
+}
+}  // namespace
+
 Objective PlanModel::Evaluate(const Routes& routes) const {
   Objective o;
   std::vector<double> running = RunningTimes(routes, &o.travel_min);
-  std::vector<std::pair<double, double>> own(sites_.size(), {0, 0});
+  std::vector<std::pair<double, double>> own(sites_.size(), {0, 0}), risk(sites_.size(), {0, 0});
   for (size_t i = 0; i < sites_.size(); ++i) {
     const SiteInfo& s = sites_[i];
     if (!s.can_go_down) continue;
     double stop = std::min(running[i], s.end);
     if (stop > s.deadline) own[i] = {s.deadline, stop};
+    if (stop > s.deadline_p10) risk[i] = {s.deadline_p10, stop};
   }
-  std::vector<std::pair<double, double>> ivs;
+  std::vector<std::pair<double, double>> scratch;
   for (size_t i = 0; i < sites_.size(); ++i) {
-    ivs.clear();
-    for (int u : sites_[i].upstream)
-      if (own[u].second > own[u].first) ivs.push_back(own[u]);
-    if (ivs.empty()) continue;
-    std::sort(ivs.begin(), ivs.end());
-    double down = 0, cs = ivs[0].first, ce = ivs[0].second;
-    for (size_t k = 1; k < ivs.size(); ++k) {
-      if (ivs[k].first <= ce) {
-        ce = std::max(ce, ivs[k].second);
-      } else {
-        down += ce - cs;
-        cs = ivs[k].first;
-        ce = ivs[k].second;
-      }
-    }
-    down += ce - cs;
+    double down = UnionDown(sites_[i].upstream, own, scratch);
     if (down > 1e-9 && sites_[i].vip) ++o.vip_down;
     o.weighted_down_min += down * sites_[i].weight;
+    o.risk_down_min += UnionDown(sites_[i].upstream, risk, scratch) * sites_[i].weight;
   }
   return o;
 }
 
 double PlanModel::Cost(const Routes& routes) const {
   Objective o = Evaluate(routes);
-  return o.vip_down * 1e9 + o.weighted_down_min + o.travel_min * 1e-6;
+  return o.vip_down * 1e9 + o.weighted_down_min + o.risk_down_min * 1e-3 + o.travel_min * 1e-7;
 }
 
 Plan PlanModel::ToPlan(const Routes& routes) const {

@@ -36,6 +36,7 @@ class PlanModel {
   struct SiteInfo {
     double deadline = 0;  // minutes from now, P10 or P50 (see planner.hpp)
     bool uses_p10 = false;
+    double deadline_p10 = 0;  // minutes from now
     double end = 0;       // minutes from now: mains restore or horizon
     double hookup = 15;
     double weight = 1;

@@ -15,6 +15,7 @@ bool Objective::BetterThan(const Objective& o) const {
   if (vip_down != o.vip_down) return vip_down < o.vip_down;
   if (std::abs(weighted_down_min - o.weighted_down_min) > 1e-6)
     return weighted_down_min < o.weighted_down_min;
+  if (std::abs(risk_down_min - o.risk_down_min) > 1e-6) return risk_down_min < o.risk_down_min;
   return travel_min < o.travel_min - 1e-6;
 }
 

@@ -84,6 +84,9 @@ struct CrewRoute {
 struct Objective {
   int vip_down = 0;
   double weighted_down_min = 0;
+  // Tie-break between plans equal on the two above: weighted down minutes if
+  // every site only lasted to its P10. Prefers margin where it is free.
+  double risk_down_min = 0;
   double travel_min = 0;
   bool BetterThan(const Objective& o) const;
 };
