@@ -1,0 +1,12 @@
+# Generates builtin_maps.cpp from config/maps/*.yaml (run at build time).
+file(GLOB MAPS "${MAPS_DIR}/*.yaml")
+list(SORT MAPS)
+set(body "#include \"modbus/builtin_maps.hpp\"\n\nnamespace sitepower::modbus {\n\nconst std::vector<std::pair<std::string, std::string>>& BuiltinMaps() {\n  static const std::vector<std::pair<std::string, std::string>> kMaps = {\n")
+foreach(f ${MAPS})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} text)
+  string(APPEND body "    {\"${name}\", R\"sitepowermap(${text})sitepowermap\"},\n")
+endforeach()
+string(APPEND body "  };\n  return kMaps;\n}\n\n}  // namespace sitepower::modbus\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

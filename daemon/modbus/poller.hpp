@@ -1,0 +1,68 @@
+// Polls every site's controller over Modbus TCP on one io_context: no thread
+// per device, every request has a deadline, and a device that times out or
+// lies never delays the others (each device runs its own coroutine). Failed
+// devices back off exponentially with jitter and reconnect by themselves.
+//
+// Threading: construct, AddDevice, Start, Stop and SetFastPoll on the
+// io_context's thread (or before it runs). The sink is called on that thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/time.hpp"
+#include "modbus/register_map.hpp"
+#include "modbus/site_state.hpp"
+
+namespace sitepower::modbus {
+
+struct DeviceSpec {
+  core::SiteId site;
+  std::string host;
+  uint16_t port = 502;
+  int unit = 1;
+  std::string map = "sunspec-802";
+};
+
+struct PollerOptions {
+  core::Millis interval{10000};
+  core::Millis on_battery_interval{5000};
+  core::Millis timeout{1500};
+  int stale_after_missed = 3;
+  int mains_fail_confirm = 2;
+};
+
+class Poller {
+ public:
+  using Sink = std::function<void(const core::SiteId&, const Reading&)>;
+  // `clock` stamps readings (the scenario clock in drills); intervals and
+  // timeouts are wall time. `maps` must outlive the poller.
+  Poller(boost::asio::io_context& io, const core::Clock& clock, const MapRegistry& maps,
+         PollerOptions options, Sink sink);
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  // Unknown map or unusable endpoint -> InvalidArgument naming the site.
+  core::Status AddDevice(const DeviceSpec& spec);
+  void SetFastPoll(const core::SiteId& site, bool fast);
+  void Start();
+  void Stop();  // cancels every request and timer; safe to destroy afterwards
+
+  struct Device;  // one controller's connection and poll loop (poller.cpp)
+
+ private:
+  boost::asio::io_context& io_;
+  const core::Clock& clock_;
+  const MapRegistry& maps_;
+  PollerOptions options_;
+  Sink sink_;
+  std::map<core::SiteId, std::shared_ptr<Device>> devices_;
+  bool started_ = false;
+};
+
+}  // namespace sitepower::modbus

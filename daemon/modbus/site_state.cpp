@@ -1,0 +1,76 @@
+#include "modbus/site_state.hpp"
+
+namespace sitepower::modbus {
+
+namespace {
+constexpr double kDischargeThresholdA = 1.0;  // above this the battery carries the load
+}
+
+SiteStateTracker::SiteStateTracker(int mains_fail_confirm, int stale_after_missed)
+    : confirm_(mains_fail_confirm < 1 ? 1 : mains_fail_confirm),
+      stale_after_(stale_after_missed < 1 ? 1 : stale_after_missed) {}
+
+std::vector<SiteEvent> SiteStateTracker::Feed(const Reading& r) {
+  std::vector<SiteEvent> ev;
+  if (!r.poll_ok) {
+    ++missed_;
+    if (!stale_ && missed_ >= stale_after_) {
+      stale_ = true;
+      ev.push_back({SiteEvent::Kind::kStale, r.at,
+                    std::to_string(missed_) + " polls missed; last error: " + r.error});
+    }
+    return ev;
+  }
+  missed_ = 0;
+  if (stale_) {
+    stale_ = false;
+    ev.push_back({SiteEvent::Kind::kFresh, r.at, ""});
+  }
+  have_data_ = true;
+  // Mains: the controller's AC-input point, or if it has none, the battery
+  // current (discharging means the rectifiers are not carrying the load).
+  std::optional<bool> mains_ok;
+  if (r.mains_ok.quality == Quality::kGood) mains_ok = r.mains_ok.value >= 0.5;
+  else if (r.battery_current_a.quality == Quality::kGood)
+    mains_ok = r.battery_current_a.value < kDischargeThresholdA;
+  if (mains_ok) {
+    bool says_failed = !*mains_ok;
+    if (says_failed != mains_failed_) {
+      if (disagree_ == 0) first_disagree_ = r.at;
+      if (++disagree_ >= confirm_) {
+        mains_failed_ = says_failed;
+        disagree_ = 0;
+        ev.push_back({says_failed ? SiteEvent::Kind::kMainsFailed : SiteEvent::Kind::kMainsRestored,
+                      first_disagree_, ""});
+      }
+    } else {
+      disagree_ = 0;
+    }
+  }
+  if (r.generator_running.quality == Quality::kGood) {
+    bool g = r.generator_running.value >= 0.5;
+    if (g != generator_) {
+      generator_ = g;
+      ev.push_back({g ? SiteEvent::Kind::kGeneratorStarted : SiteEvent::Kind::kGeneratorStopped, r.at, ""});
+    }
+  }
+  if (r.lvd_open.quality == Quality::kGood) {
+    bool o = r.lvd_open.value >= 0.5;
+    if (o != lvd_open_) {
+      lvd_open_ = o;
+      ev.push_back({o ? SiteEvent::Kind::kLvdOpened : SiteEvent::Kind::kLvdClosed, r.at, ""});
+    }
+  }
+  return ev;
+}
+
+core::PowerState SiteStateTracker::state() const {
+  if (stale_) return core::PowerState::kStale;
+  if (!have_data_) return core::PowerState::kUnknown;
+  if (lvd_open_ && !generator_) return core::PowerState::kDown;
+  if (generator_) return core::PowerState::kOnGenerator;
+  if (mains_failed_) return core::PowerState::kOnBattery;
+  return core::PowerState::kOnMains;
+}
+
+}  // namespace sitepower::modbus

@@ -1,0 +1,45 @@
+// Turns a site's readings into debounced state transitions. Pure: feed it
+// readings in time order; it returns the events each one causes. Mains
+// failure and return need `mains_fail_confirm` consecutive agreeing reads, so
+// a flapping input does not flap the plan; stale is explicit, never silent.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/site.hpp"
+#include "modbus/register_map.hpp"
+
+namespace sitepower::modbus {
+
+struct SiteEvent {
+  enum class Kind {
+    kMainsFailed, kMainsRestored, kStale, kFresh, kGeneratorStarted, kGeneratorStopped,
+    kLvdOpened, kLvdClosed
+  };
+  Kind kind;
+  core::TimePoint at;
+  std::string detail;
+};
+
+class SiteStateTracker {
+ public:
+  SiteStateTracker(int mains_fail_confirm, int stale_after_missed);
+  // Events caused by this reading, in order. The mains-failure time is that of
+  // the first of the confirming reads.
+  std::vector<SiteEvent> Feed(const Reading& r);
+  core::PowerState state() const;
+  bool mains_failed() const { return mains_failed_; }
+
+ private:
+  int confirm_, stale_after_;
+  int missed_ = 0;
+  bool stale_ = false;
+  bool have_data_ = false;
+  bool mains_failed_ = false;
+  int disagree_ = 0;                 // consecutive reads contradicting mains_failed_
+  core::TimePoint first_disagree_{};
+  bool generator_ = false, lvd_open_ = false;
+};
+
+}  // namespace sitepower::modbus

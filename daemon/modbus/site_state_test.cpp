@@ -1,0 +1,79 @@
+#include "modbus/site_state.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sitepower::modbus {
+namespace {
+
+core::TimePoint At(int s) { return core::TimePoint(std::chrono::seconds(s)); }
+
+Reading Good(int s, bool mains, bool gen = false) {
+  Reading r;
+  r.at = At(s);
+  r.poll_ok = true;
+  r.mains_ok = {mains ? 1.0 : 0.0, At(s), Quality::kGood};
+  r.generator_running = {gen ? 1.0 : 0.0, At(s), Quality::kGood};
+  return r;
+}
+
+Reading Failed(int s) {
+  Reading r;
+  r.at = At(s);
+  r.error = "timeout";
+  return r;
+}
+
+TEST(SiteStateTest, MainsFailureNeedsConfirmationAndIsTimedAtTheFirstRead) {
+  SiteStateTracker t(3, 3);
+  EXPECT_TRUE(t.Feed(Good(0, true)).empty());
+  EXPECT_EQ(t.state(), core::PowerState::kOnMains);
+  EXPECT_TRUE(t.Feed(Good(10, false)).empty());
+  EXPECT_TRUE(t.Feed(Good(20, false)).empty());
+  auto ev = t.Feed(Good(30, false));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsFailed);
+  EXPECT_EQ(ev[0].at, At(10));
+  EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
+}
+
+TEST(SiteStateTest, FlappingInputDoesNotFlapTheState) {
+  SiteStateTracker t(2, 3);
+  t.Feed(Good(0, true));
+  for (int i = 1; i < 20; ++i) EXPECT_TRUE(t.Feed(Good(i * 10, i % 2 == 0)).empty());
+  EXPECT_EQ(t.state(), core::PowerState::kOnMains);
+}
+
+TEST(SiteStateTest, StaleIsExplicitAndOneEventPerTransition) {
+  SiteStateTracker t(1, 3);
+  t.Feed(Good(0, false));
+  EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
+  EXPECT_TRUE(t.Feed(Failed(10)).empty());
+  EXPECT_TRUE(t.Feed(Failed(20)).empty());
+  auto ev = t.Feed(Failed(30));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kStale);
+  EXPECT_EQ(t.state(), core::PowerState::kStale);  // never silently "on battery"
+  EXPECT_TRUE(t.Feed(Failed(40)).empty());          // no repeat
+  ev = t.Feed(Good(50, false));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kFresh);
+  EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
+}
+
+TEST(SiteStateTest, GeneratorAndMainsFromCurrentWhenNoMainsPoint) {
+  SiteStateTracker t(1, 3);
+  Reading r;
+  r.at = At(0);
+  r.poll_ok = true;
+  r.battery_current_a = {40, At(0), Quality::kGood};  // discharging
+  auto ev = t.Feed(r);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsFailed);
+  ev = t.Feed(Good(10, false, true));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kGeneratorStarted);
+  EXPECT_EQ(t.state(), core::PowerState::kOnGenerator);
+}
+
+}  // namespace
+}  // namespace sitepower::modbus
