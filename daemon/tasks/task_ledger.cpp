@@ -1,0 +1,445 @@
+#include "tasks/task_ledger.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace sitepower::tasks {
+
+using json = nlohmann::json;
+
+std::string_view TaskStatusName(TaskStatus s) {
+  switch (s) {
+    case TaskStatus::kAssigned: return "assigned";
+    case TaskStatus::kAccepted: return "accepted";
+    case TaskStatus::kEnRoute: return "en_route";
+    case TaskStatus::kOnSite: return "on_site";
+    case TaskStatus::kGeneratorRunning: return "generator_running";
+    case TaskStatus::kReleased: return "released";
+    case TaskStatus::kCancelled: return "cancelled";
+    case TaskStatus::kDeclined: return "declined";
+  }
+  return "assigned";
+}
+
+bool IsTerminal(TaskStatus s) {
+  return s == TaskStatus::kReleased || s == TaskStatus::kCancelled || s == TaskStatus::kDeclined;
+}
+
+std::string_view EventKindName(EventKind k) {
+  switch (k) {
+    case EventKind::kAssigned: return "assigned";
+    case EventKind::kUpdated: return "updated";
+    case EventKind::kStatus: return "status";
+    case EventKind::kCancelled: return "cancelled";
+    case EventKind::kReassigned: return "reassigned";
+  }
+  return "updated";
+}
+
+namespace {
+
+int64_t Ms(core::TimePoint t) { return t.time_since_epoch().count(); }
+core::TimePoint FromMs(int64_t ms) { return core::TimePoint(core::Millis(ms)); }
+
+std::optional<TaskStatus> ParseStatus(const std::string& s) {
+  for (TaskStatus t : {TaskStatus::kAssigned, TaskStatus::kAccepted, TaskStatus::kEnRoute,
+                       TaskStatus::kOnSite, TaskStatus::kGeneratorRunning, TaskStatus::kReleased,
+                       TaskStatus::kCancelled, TaskStatus::kDeclined})
+    if (TaskStatusName(t) == s) return t;
+  return std::nullopt;
+}
+
+std::optional<EventKind> ParseKind(const std::string& s) {
+  for (EventKind k : {EventKind::kAssigned, EventKind::kUpdated, EventKind::kStatus,
+                      EventKind::kCancelled, EventKind::kReassigned})
+    if (EventKindName(k) == s) return k;
+  return std::nullopt;
+}
+
+int Rank(TaskStatus s) {
+  switch (s) {
+    case TaskStatus::kAssigned: return 0;
+    case TaskStatus::kAccepted: return 1;
+    case TaskStatus::kEnRoute: return 2;
+    case TaskStatus::kOnSite: return 3;
+    case TaskStatus::kGeneratorRunning: return 4;
+    default: return 5;
+  }
+}
+
+// Why a crew may not move a task from `from` to `to`, or empty if it may.
+std::string RefuseTransition(TaskStatus from, TaskStatus to) {
+  if (IsTerminal(from))
+    return "task is already " + std::string(TaskStatusName(from)) + "; nothing can change it";
+  if (to == TaskStatus::kReleased || to == TaskStatus::kCancelled || to == TaskStatus::kAssigned)
+    return "a crew cannot set " + std::string(TaskStatusName(to)) + "; the daemon does";
+  if (to == TaskStatus::kDeclined) {
+    if (from == TaskStatus::kGeneratorRunning)
+      return "the generator already runs; decline is no longer possible";
+    return "";
+  }
+  if (Rank(to) <= Rank(from))
+    return "cannot go from " + std::string(TaskStatusName(from)) + " back to " +
+           std::string(TaskStatusName(to));
+  if (from == TaskStatus::kAssigned && to != TaskStatus::kAccepted)
+    return "accept the task first";
+  if (to == TaskStatus::kGeneratorRunning && from != TaskStatus::kOnSite)
+    return "report on_site before generator_running";
+  return "";
+}
+
+}  // namespace
+
+std::string TaskToJson(const Task& t) {
+  return json{{"id", t.id},
+              {"site", t.site},
+              {"site_name", t.site_name},
+              {"lat", t.location.lat},
+              {"lon", t.location.lon},
+              {"tier", core::TierName(t.tier)},
+              {"crew", t.crew},
+              {"status", TaskStatusName(t.status)},
+              {"order", t.order},
+              {"eta", Ms(t.eta)},
+              {"deadline", Ms(t.deadline)},
+              {"p10", t.p10_min},
+              {"p50", t.p50_min},
+              {"p90", t.p90_min},
+              {"hookup_min", t.hookup_min},
+              {"reason", t.reason},
+              {"decline_reason", t.decline_reason},
+              {"created", Ms(t.created)},
+              {"updated", Ms(t.updated)},
+              {"assigned_at", Ms(t.assigned_at)}}
+      .dump();
+}
+
+core::Result<Task> TaskFromJson(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return core::Status::InvalidArgument("task record is not a JSON object");
+  try {
+    Task t;
+    t.id = j.at("id");
+    t.site = j.at("site");
+    t.site_name = j.value("site_name", "");
+    t.location = {j.value("lat", 0.0), j.value("lon", 0.0)};
+    t.tier = core::ParseTier(j.value("tier", "standard")).value_or(core::Tier::kStandard);
+    t.crew = j.at("crew");
+    auto st = ParseStatus(j.at("status"));
+    if (!st) return core::Status::InvalidArgument("task " + t.id + ": unknown status");
+    t.status = *st;
+    t.order = j.value("order", 0);
+    t.eta = FromMs(j.value("eta", int64_t{0}));
+    t.deadline = FromMs(j.value("deadline", int64_t{0}));
+    t.p10_min = j.value("p10", 0.0);
+    t.p50_min = j.value("p50", 0.0);
+    t.p90_min = j.value("p90", 0.0);
+    t.hookup_min = j.value("hookup_min", 0.0);
+    t.reason = j.value("reason", "");
+    t.decline_reason = j.value("decline_reason", "");
+    t.created = FromMs(j.value("created", int64_t{0}));
+    t.updated = FromMs(j.value("updated", int64_t{0}));
+    t.assigned_at = FromMs(j.value("assigned_at", int64_t{0}));
+    return t;
+  } catch (const json::exception& e) {
+    return core::Status::InvalidArgument(std::string("task record: ") + e.what());
+  }
+}
+
+TaskLedger::TaskLedger(store::Store& store, const core::Clock& clock) : store_(store), clock_(clock) {}
+
+core::Status TaskLedger::Recover() {
+  auto tasks = store_.LoadTasks();
+  if (!tasks.ok()) return tasks.status();
+  auto events = store_.LoadTaskEvents();
+  if (!events.ok()) return events.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  tasks_.clear();
+  open_by_site_.clear();
+  history_.clear();
+  for (const auto& [id, text] : *tasks) {
+    auto t = TaskFromJson(text);
+    if (!t.ok()) return t.status().WithContext("store task " + id);
+    tasks_[id] = *t;
+    if (!IsTerminal(t->status)) open_by_site_[t->site] = id;
+    unsigned long n = 0;
+    if (std::sscanf(id.c_str(), "T-%lu", &n) == 1 && n >= next_task_) next_task_ = n + 1;
+  }
+  for (const auto& r : *events) {
+    auto t = TaskFromJson(r.task_json);
+    auto kind = ParseKind(r.kind);
+    if (!t.ok() || !kind) return core::Status::InvalidArgument("store event " + r.crew + "#" + std::to_string(r.seq) + " is unreadable");
+    auto& h = history_[r.crew];
+    if (r.seq != h.size() + 1)
+      return core::Status::Internal("store: crew " + r.crew + " events have a gap before seq " +
+                                    std::to_string(r.seq));
+    h.push_back({r.crew, r.seq, FromMs(r.at_unix_ms), *kind, *t, r.message});
+  }
+  return core::Status::Ok();
+}
+
+void TaskLedger::Emit(std::vector<TaskEvent>& out, const core::CrewId& crew, EventKind kind,
+                      const Task& t, std::string message) {
+  uint64_t seq = history_[crew].size() + 1;
+  for (const auto& e : out)
+    if (e.crew == crew) seq = std::max(seq, e.seq + 1);
+  out.push_back({crew, seq, clock_.Now(), kind, t, std::move(message)});
+}
+
+core::Status TaskLedger::CommitLocked(const std::vector<TaskEvent>& events,
+                                      std::optional<std::pair<std::string, std::string>> idempotency,
+                                      std::vector<store::AuditRecord> audit) {
+  store::Commit c;
+  std::map<core::TaskId, std::string> latest;
+  for (const auto& e : events) {
+    std::string tj = TaskToJson(e.task);
+    c.events.push_back({e.crew, e.seq, Ms(e.at), e.task.id, std::string(EventKindName(e.kind)), tj, e.message});
+    latest[e.task.id] = tj;
+  }
+  for (auto& [id, tj] : latest) c.tasks.emplace_back(id, std::move(tj));
+  c.idempotency = std::move(idempotency);
+  c.audit = std::move(audit);
+  if (c.events.empty() && !c.idempotency && c.audit.empty()) return core::Status::Ok();
+  if (auto st = store_.Apply(c); !st.ok()) return st;
+  // Durable: now make it visible.
+  for (const auto& e : events) {
+    history_[e.crew].push_back(e);
+    tasks_[e.task.id] = e.task;
+  }
+  for (const auto& e : events) {
+    if (IsTerminal(e.task.status)) {
+      auto it = open_by_site_.find(e.task.site);
+      if (it != open_by_site_.end() && it->second == e.task.id) open_by_site_.erase(it);
+    } else {
+      open_by_site_[e.task.site] = e.task.id;
+    }
+  }
+  return core::Status::Ok();
+}
+
+void TaskLedger::Notify(const std::vector<TaskEvent>& events) {
+  std::vector<Listener> ls;
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    for (const auto& [id, l] : listeners_) ls.push_back(l);
+  }
+  for (const auto& e : events)
+    for (const auto& l : ls) l(e);
+}
+
+std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan, const std::string& why) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const core::TimePoint now = clock_.Now();
+  std::vector<TaskEvent> out;
+  std::map<core::SiteId, const Assignment*> wanted;
+  for (const auto& a : plan) wanted[a.site] = &a;
+  // Open tasks whose site left the plan are cancelled (unless work has begun on site).
+  for (const auto& [site, id] : open_by_site_) {
+    Task t = tasks_.at(id);
+    if (wanted.count(site) || t.status == TaskStatus::kOnSite ||
+        t.status == TaskStatus::kGeneratorRunning)
+      continue;
+    t.status = TaskStatus::kCancelled;
+    t.order = 0;
+    t.updated = now;
+    Emit(out, t.crew, EventKind::kCancelled, t, "cancelled: no longer in the plan (" + why + ")");
+  }
+  for (const auto& a : plan) {
+    auto open = open_by_site_.find(a.site);
+    if (open == open_by_site_.end()) {
+      Task t;
+      char id[32];
+      std::snprintf(id, sizeof id, "T-%06lu", static_cast<unsigned long>(next_task_++));
+      t.id = id;
+      t.site = a.site;
+      t.site_name = a.site_name;
+      t.location = a.location;
+      t.tier = a.tier;
+      t.crew = a.crew;
+      t.order = a.order;
+      t.eta = a.eta;
+      t.deadline = a.deadline;
+      t.p10_min = a.p10_min;
+      t.p50_min = a.p50_min;
+      t.p90_min = a.p90_min;
+      t.hookup_min = a.hookup_min;
+      t.reason = a.reason;
+      t.created = t.updated = t.assigned_at = now;
+      Emit(out, a.crew, EventKind::kAssigned, t, "new task: " + a.reason);
+      continue;
+    }
+    Task t = tasks_.at(open->second);
+    if (t.crew != a.crew) {
+      if (t.status == TaskStatus::kOnSite || t.status == TaskStatus::kGeneratorRunning) continue;
+      Task away = t;
+      away.status = TaskStatus::kCancelled;
+      away.order = 0;
+      away.updated = now;
+      Emit(out, t.crew, EventKind::kReassigned, away, "reassigned to crew " + a.crew + " (" + why + ")");
+      t.crew = a.crew;
+      t.status = TaskStatus::kAssigned;
+      t.assigned_at = now;
+      t.order = a.order;
+      t.eta = a.eta;
+      t.deadline = a.deadline;
+      t.reason = a.reason;
+      t.p10_min = a.p10_min;
+      t.p50_min = a.p50_min;
+      t.p90_min = a.p90_min;
+      t.updated = now;
+      Emit(out, a.crew, EventKind::kAssigned, t, "task moved to you: " + a.reason);
+      continue;
+    }
+    if (t.order == a.order && t.eta == a.eta && t.deadline == a.deadline && t.reason == a.reason)
+      continue;
+    t.order = a.order;
+    t.eta = a.eta;
+    t.deadline = a.deadline;
+    t.reason = a.reason;
+    t.p10_min = a.p10_min;
+    t.p50_min = a.p50_min;
+    t.p90_min = a.p90_min;
+    t.updated = now;
+    Emit(out, t.crew, EventKind::kUpdated, t, "updated: " + a.reason);
+  }
+  // The reassigned-away event replaces the old task record for the old crew's
+  // history only; the task itself continues under the new crew.
+  if (auto st = CommitLocked(out, std::nullopt, {}); !st.ok()) {
+    // Nothing was told to anyone; the next plan will try again.
+    return {};
+  }
+  std::lock_guard<std::mutex> order(notify_mu_);
+  lock.unlock();
+  Notify(out);
+  return out;
+}
+
+core::Result<TaskLedger::UpdateResult> TaskLedger::Update(const core::CrewId& crew,
+                                                          const core::TaskId& id, TaskStatus to,
+                                                          const std::string& reason,
+                                                          const std::string& key) {
+  if (key.empty()) return core::Status::InvalidArgument("idempotency_key: required");
+  if (to == TaskStatus::kDeclined && reason.empty())
+    return core::Status::InvalidArgument("reason: required when declining");
+  const std::string idem_key = crew + "/" + key;
+  std::unique_lock<std::mutex> lock(mu_);
+  auto prior = store_.GetIdempotency(idem_key);
+  if (!prior.ok()) return prior.status();
+  if (prior->has_value()) {
+    auto t = TaskFromJson(**prior);
+    if (!t.ok()) return t.status();
+    return UpdateResult{*t, true};
+  }
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return core::Status::NotFound("task_id: no task " + id);
+  Task t = it->second;
+  if (t.crew != crew)
+    return core::Status::PermissionDenied("task " + id + " belongs to another crew");
+  if (std::string why = RefuseTransition(t.status, to); !why.empty())
+    return core::Status::FailedPrecondition("task " + id + ": " + why);
+  const core::TimePoint now = clock_.Now();
+  t.status = to;
+  t.updated = now;
+  if (to == TaskStatus::kDeclined) {
+    t.decline_reason = reason;
+    t.order = 0;
+  }
+  std::vector<TaskEvent> out;
+  std::string msg = "crew " + crew + ": " + std::string(TaskStatusName(to));
+  if (!reason.empty()) msg += " (" + reason + ")";
+  Emit(out, crew, EventKind::kStatus, t, msg);
+  store::AuditRecord audit{core::Millis(now.time_since_epoch()).count(), crew, "crew",
+                           "task." + std::string(TaskStatusName(to)), id + " " + t.site + (reason.empty() ? "" : ": " + reason)};
+  if (auto st = CommitLocked(out, std::make_pair(idem_key, TaskToJson(t)), {audit}); !st.ok())
+    return st;
+  std::lock_guard<std::mutex> order(notify_mu_);
+  lock.unlock();
+  Notify(out);
+  return UpdateResult{t, false};
+}
+
+void TaskLedger::OnGeneratorRunning(const core::SiteId& site) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto open = open_by_site_.find(site);
+  if (open == open_by_site_.end()) return;
+  Task t = tasks_.at(open->second);
+  if (t.status == TaskStatus::kGeneratorRunning) return;
+  t.status = TaskStatus::kGeneratorRunning;
+  t.updated = clock_.Now();
+  std::vector<TaskEvent> out;
+  Emit(out, t.crew, EventKind::kStatus, t, "controller shows the generator carrying the load");
+  if (!CommitLocked(out, std::nullopt, {}).ok()) return;
+  std::lock_guard<std::mutex> order(notify_mu_);
+  lock.unlock();
+  Notify(out);
+}
+
+void TaskLedger::OnMainsRestored(const core::SiteId& site) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto open = open_by_site_.find(site);
+  if (open == open_by_site_.end()) return;
+  Task t = tasks_.at(open->second);
+  const bool running = t.status == TaskStatus::kGeneratorRunning;
+  t.status = running ? TaskStatus::kReleased : TaskStatus::kCancelled;
+  t.order = 0;
+  t.updated = clock_.Now();
+  std::vector<TaskEvent> out;
+  Emit(out, t.crew, running ? EventKind::kStatus : EventKind::kCancelled, t,
+       running ? "mains back: generator released" : "mains back before arrival: cancelled");
+  if (!CommitLocked(out, std::nullopt, {}).ok()) return;
+  std::lock_guard<std::mutex> order(notify_mu_);
+  lock.unlock();
+  Notify(out);
+}
+
+std::vector<Task> TaskLedger::OpenTasks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Task> out;
+  for (const auto& [site, id] : open_by_site_) out.push_back(tasks_.at(id));
+  std::sort(out.begin(), out.end(), [](const Task& a, const Task& b) {
+    return a.crew != b.crew ? a.crew < b.crew : a.order < b.order;
+  });
+  return out;
+}
+
+std::vector<Task> TaskLedger::CrewTasks(const core::CrewId& crew) const {
+  std::vector<Task> out;
+  for (auto& t : OpenTasks())
+    if (t.crew == crew) out.push_back(std::move(t));
+  return out;
+}
+
+std::vector<TaskEvent> TaskLedger::EventsAfter(const core::CrewId& crew, uint64_t after_seq) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = history_.find(crew);
+  if (it == history_.end() || after_seq >= it->second.size()) return {};
+  return std::vector<TaskEvent>(it->second.begin() + static_cast<long>(after_seq), it->second.end());
+}
+
+uint64_t TaskLedger::LastSeq(const core::CrewId& crew) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = history_.find(crew);
+  return it == history_.end() ? 0 : it->second.size();
+}
+
+std::vector<Task> TaskLedger::UnacknowledgedSince(core::TimePoint cutoff) const {
+  std::vector<Task> out;
+  for (auto& t : OpenTasks())
+    if (t.status == TaskStatus::kAssigned && t.assigned_at < cutoff) out.push_back(std::move(t));
+  return out;
+}
+
+uint64_t TaskLedger::Subscribe(Listener l) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_[next_listener_] = std::move(l);
+  return next_listener_++;
+}
+
+void TaskLedger::Unsubscribe(uint64_t id) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
+}  // namespace sitepower::tasks

@@ -1,0 +1,140 @@
+// The task ledger: every generator task, its lifecycle, and each crew's event
+// stream with gap-free sequence numbers. Every change is committed to the
+// store before anyone is told (listeners, replies), so what a crew saw
+// survives kill -9. Thread-safe: mu_ guards all state; listeners are called
+// after the lock is released, in event order.
+//
+// Lifecycle: assigned -> accepted -> en_route -> on_site -> generator_running
+// -> released; cancelled and declined end a task early. Crews may move their
+// own tasks forward (skipping en_route is fine) or decline them before the
+// generator runs; released and cancelled are the system's.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/geo.hpp"
+#include "core/site.hpp"
+#include "core/status.hpp"
+#include "core/time.hpp"
+#include "store/store.hpp"
+
+namespace sitepower::tasks {
+
+enum class TaskStatus { kAssigned, kAccepted, kEnRoute, kOnSite, kGeneratorRunning, kReleased,
+                        kCancelled, kDeclined };
+std::string_view TaskStatusName(TaskStatus s);  // "assigned", "en_route", ...
+bool IsTerminal(TaskStatus s);
+
+struct Task {
+  core::TaskId id;
+  core::SiteId site;
+  std::string site_name;
+  core::LatLon location;
+  core::Tier tier = core::Tier::kStandard;
+  core::CrewId crew;
+  TaskStatus status = TaskStatus::kAssigned;
+  int order = 0;
+  core::TimePoint eta{}, deadline{};
+  double p10_min = 0, p50_min = 0, p90_min = 0;
+  double hookup_min = 0;
+  std::string reason;
+  std::string decline_reason;
+  core::TimePoint created{}, updated{};
+  core::TimePoint assigned_at{};  // when the current crew got it (for escalation)
+};
+
+enum class EventKind { kAssigned, kUpdated, kStatus, kCancelled, kReassigned };
+std::string_view EventKindName(EventKind k);
+
+struct TaskEvent {
+  core::CrewId crew;
+  uint64_t seq = 0;
+  core::TimePoint at{};
+  EventKind kind = EventKind::kAssigned;
+  Task task;
+  std::string message;
+};
+
+struct Assignment {
+  core::SiteId site;
+  std::string site_name;
+  core::LatLon location;
+  core::Tier tier = core::Tier::kStandard;
+  core::CrewId crew;
+  int order = 0;
+  core::TimePoint eta{}, deadline{};
+  double p10_min = 0, p50_min = 0, p90_min = 0;
+  double hookup_min = 0;
+  std::string reason;
+};
+
+class TaskLedger {
+ public:
+  TaskLedger(store::Store& store, const core::Clock& clock);
+
+  core::Status Recover();  // reload tasks and sequences from the store
+
+  // Makes open tasks match the plan. New site -> ASSIGNED; same crew ->
+  // UPDATED only if order/eta/deadline/reason changed; another crew ->
+  // REASSIGNED (old crew) + ASSIGNED (new crew); an open task whose site is not
+  // in the plan -> CANCELLED. Tasks on site or with a running generator are
+  // never moved or cancelled by a plan. Returns the events (already stored).
+  std::vector<TaskEvent> ApplyPlan(const std::vector<Assignment>& plan, const std::string& why);
+
+  struct UpdateResult {
+    Task task;
+    bool duplicate = false;
+  };
+  // A crew's update. Errors: NotFound (no such task), PermissionDenied (another
+  // crew's task), FailedPrecondition (impossible transition, with why),
+  // InvalidArgument (missing key, DECLINED without reason).
+  core::Result<UpdateResult> Update(const core::CrewId& crew, const core::TaskId& id, TaskStatus to,
+                                    const std::string& reason, const std::string& idempotency_key);
+
+  void OnGeneratorRunning(const core::SiteId& site);  // telemetry closed loop
+  void OnMainsRestored(const core::SiteId& site);     // release running, cancel the rest
+
+  std::vector<Task> OpenTasks() const;  // non-terminal, by crew then order
+  std::vector<Task> CrewTasks(const core::CrewId& crew) const;
+  std::vector<TaskEvent> EventsAfter(const core::CrewId& crew, uint64_t after_seq) const;
+  uint64_t LastSeq(const core::CrewId& crew) const;
+  // ASSIGNED tasks given to their crew before `cutoff`: not acknowledged in time.
+  std::vector<Task> UnacknowledgedSince(core::TimePoint cutoff) const;
+
+  using Listener = std::function<void(const TaskEvent&)>;
+  uint64_t Subscribe(Listener l);
+  void Unsubscribe(uint64_t id);
+
+ private:
+  // Appends an event for `crew` (under mu_), to be committed with the batch.
+  void Emit(std::vector<TaskEvent>& out, const core::CrewId& crew, EventKind kind, const Task& t,
+            std::string message);
+  // Commits events + tasks (+ idempotency, audit) and only then records them.
+  core::Status CommitLocked(const std::vector<TaskEvent>& events,
+                            std::optional<std::pair<std::string, std::string>> idempotency,
+                            std::vector<store::AuditRecord> audit);
+  void Notify(const std::vector<TaskEvent>& events);
+
+  store::Store& store_;
+  const core::Clock& clock_;
+  mutable std::mutex mu_;  // guards everything below
+  std::map<core::TaskId, Task> tasks_;
+  std::map<core::SiteId, core::TaskId> open_by_site_;
+  std::map<core::CrewId, std::vector<TaskEvent>> history_;  // per crew, seq order
+  uint64_t next_task_ = 1;
+  std::mutex listeners_mu_;  // guards listeners_ (never held with mu_)
+  std::map<uint64_t, Listener> listeners_;
+  uint64_t next_listener_ = 1;
+  std::mutex notify_mu_;  // keeps listener calls in commit order
+};
+
+// Task <-> JSON, for the store and for idempotent replies.
+std::string TaskToJson(const Task& t);
+core::Result<Task> TaskFromJson(const std::string& json);
+
+}  // namespace sitepower::tasks

@@ -1,0 +1,141 @@
+#include "tasks/task_ledger.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace sitepower::tasks {
+namespace {
+
+class FixedClock : public core::Clock {
+ public:
+  core::TimePoint Now() const override { return now; }
+  core::TimePoint now{core::Millis(1583627400000)};
+};
+
+class LedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("sp-ledger-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    Open();
+  }
+  void Open() {
+    ledger_.reset();
+    store_.reset();
+    store_ = std::move(store::OpenSqliteStore((dir_ / "t.db").string())).value();
+    ledger_ = std::make_unique<TaskLedger>(*store_, clock_);
+    ASSERT_TRUE(ledger_->Recover().ok());
+  }
+  Assignment A(const std::string& site, const std::string& crew, int order) {
+    Assignment a;
+    a.site = site;
+    a.crew = crew;
+    a.order = order;
+    a.reason = "r";
+    return a;
+  }
+  std::filesystem::path dir_;
+  FixedClock clock_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<TaskLedger> ledger_;
+};
+
+TEST_F(LedgerTest, FullLifecycleAndRefusals) {
+  auto ev = ledger_->ApplyPlan({A("S1", "A1", 1)}, "test");
+  ASSERT_EQ(ev.size(), 1u);
+  const std::string id = ev[0].task.id;
+  EXPECT_EQ(ev[0].seq, 1u);
+  EXPECT_EQ(ev[0].kind, EventKind::kAssigned);
+  // Refusals name why.
+  auto bad = ledger_->Update("A1", id, TaskStatus::kGeneratorRunning, "", "k0");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), core::Status::Code::kFailedPrecondition);
+  EXPECT_NE(bad.status().message().find("accept the task first"), std::string::npos);
+  EXPECT_EQ(ledger_->Update("B1", id, TaskStatus::kAccepted, "", "k1").status().code(),
+            core::Status::Code::kPermissionDenied);
+  EXPECT_EQ(ledger_->Update("A1", "T-nope", TaskStatus::kAccepted, "", "k2").status().code(),
+            core::Status::Code::kNotFound);
+  EXPECT_EQ(ledger_->Update("A1", id, TaskStatus::kAccepted, "", "").status().code(),
+            core::Status::Code::kInvalidArgument);
+  for (auto [to, key] : {std::pair{TaskStatus::kAccepted, "k3"}, std::pair{TaskStatus::kEnRoute, "k4"},
+                         std::pair{TaskStatus::kOnSite, "k5"},
+                         std::pair{TaskStatus::kGeneratorRunning, "k6"}}) {
+    auto r = ledger_->Update("A1", id, to, "", key);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->task.status, to);
+  }
+  EXPECT_EQ(ledger_->Update("A1", id, TaskStatus::kOnSite, "", "k7").status().code(),
+            core::Status::Code::kFailedPrecondition);  // backwards
+  EXPECT_EQ(ledger_->Update("A1", id, TaskStatus::kDeclined, "x", "k8").status().code(),
+            core::Status::Code::kFailedPrecondition);  // generator already runs
+  ledger_->OnMainsRestored("S1");
+  EXPECT_TRUE(ledger_->OpenTasks().empty());
+  auto hist = ledger_->EventsAfter("A1", 0);
+  ASSERT_EQ(hist.size(), 6u);
+  EXPECT_EQ(hist.back().task.status, TaskStatus::kReleased);
+  for (size_t i = 0; i < hist.size(); ++i) EXPECT_EQ(hist[i].seq, i + 1);
+}
+
+TEST_F(LedgerTest, RetriedUpdateIsAppliedOnce) {
+  auto id = ledger_->ApplyPlan({A("S1", "A1", 1)}, "t")[0].task.id;
+  auto r1 = ledger_->Update("A1", id, TaskStatus::kAccepted, "", "same");
+  auto r2 = ledger_->Update("A1", id, TaskStatus::kAccepted, "", "same");
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  EXPECT_FALSE(r1->duplicate);
+  EXPECT_TRUE(r2->duplicate);
+  EXPECT_EQ(ledger_->LastSeq("A1"), 2u);
+}
+
+TEST_F(LedgerTest, DeclineReturnsSiteAndReplanReassignsVisibly) {
+  auto id = ledger_->ApplyPlan({A("S1", "A1", 1), A("S2", "A1", 2)}, "t")[0].task.id;
+  EXPECT_FALSE(ledger_->Update("A1", id, TaskStatus::kDeclined, "", "d0").ok());  // reason needed
+  ASSERT_TRUE(ledger_->Update("A1", id, TaskStatus::kDeclined, "road flooded", "d1").ok());
+  EXPECT_EQ(ledger_->OpenTasks().size(), 1u);
+  // Next plan gives S1 to B1 and moves S2 to B1 too: A1 hears REASSIGNED, B1 ASSIGNED.
+  auto ev = ledger_->ApplyPlan({A("S1", "B1", 1), A("S2", "B1", 2)}, "decline");
+  int reassigned = 0, assigned_b = 0;
+  for (const auto& e : ev) {
+    reassigned += e.kind == EventKind::kReassigned && e.crew == "A1";
+    assigned_b += e.kind == EventKind::kAssigned && e.crew == "B1";
+  }
+  EXPECT_EQ(reassigned, 1);
+  EXPECT_EQ(assigned_b, 2);
+  // A site leaving the plan is cancelled, never silently dropped.
+  ev = ledger_->ApplyPlan({A("S1", "B1", 1)}, "S2 not needed");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, EventKind::kCancelled);
+}
+
+TEST_F(LedgerTest, TelemetryClosesTheLoopAndEscalationFindsSilentCrews) {
+  auto id = ledger_->ApplyPlan({A("S1", "A1", 1), A("S2", "A1", 2)}, "t")[0].task.id;
+  clock_.now += std::chrono::minutes(15);
+  EXPECT_EQ(ledger_->UnacknowledgedSince(clock_.now - std::chrono::minutes(10)).size(), 2u);
+  ledger_->OnGeneratorRunning("S1");
+  auto open = ledger_->OpenTasks();
+  EXPECT_EQ(open[0].status, TaskStatus::kGeneratorRunning);
+  EXPECT_EQ(open[0].id, id);
+}
+
+TEST_F(LedgerTest, EverythingSurvivesRestart) {
+  auto id = ledger_->ApplyPlan({A("S1", "A1", 1)}, "t")[0].task.id;
+  ASSERT_TRUE(ledger_->Update("A1", id, TaskStatus::kAccepted, "", "k1").ok());
+  Open();  // as after kill -9: only the store remains
+  EXPECT_EQ(ledger_->LastSeq("A1"), 2u);
+  ASSERT_EQ(ledger_->OpenTasks().size(), 1u);
+  EXPECT_EQ(ledger_->OpenTasks()[0].status, TaskStatus::kAccepted);
+  auto dup = ledger_->Update("A1", id, TaskStatus::kAccepted, "", "k1");
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->duplicate);
+  auto next = ledger_->ApplyPlan({A("S1", "A1", 1), A("S9", "A1", 2)}, "t");
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].seq, 3u);
+  EXPECT_NE(next[0].task.id, id);  // ids are not reused after restart
+}
+
+}  // namespace
+}  // namespace sitepower::tasks
