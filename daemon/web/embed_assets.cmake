@@ -1,0 +1,12 @@
+# Generates assets.cpp from daemon/web/assets/* (run at build time).
+file(GLOB FILES "${ASSETS_DIR}/*")
+list(SORT FILES)
+set(body "#include \"web/assets.hpp\"\n\n#include <map>\n#include <string>\n\nnamespace sitepower::web {\n\nstd::string_view Asset(std::string_view name) {\n  static const std::map<std::string, std::string, std::less<>> kFiles = {\n")
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} text)
+  string(APPEND body "    {\"${name}\", R\"sitepowerasset(${text})sitepowerasset\"},\n")
+endforeach()
+string(APPEND body "  };\n  auto it = kFiles.find(name);\n  return it == kFiles.end() ? std::string_view() : std::string_view(it->second);\n}\n\n}  // namespace sitepower::web\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})
