@@ -68,7 +68,7 @@ void WriteStateFile(const std::string& path, int grpc_port, int http_port) {
 
 core::Status CheckConfig(const Config& config) {
   auto maps = modbus::MapRegistry::Load(config.maps_dir);
-  if (!maps.ok()) return maps.status();
+  if (!maps.ok()) return maps.status().WithContext(config.source + ": maps_dir");
   std::string problems;
   for (const auto& s : config.sites) {
     if (!maps->Has(s.controller.map)) {

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <set>
 
+#include "app/engine_state.hpp"
 #include "app/log.hpp"
 
 namespace sitepower::app {
@@ -15,31 +16,6 @@ using core::PowerState;
 using core::TimePoint;
 using modbus::Quality;
 using modbus::SiteEvent;
-
-struct Engine::SiteRuntime {
-  SiteRuntime(const SiteConfig& c, const PollConfig& p)
-      : cfg(c), tracker(p.mains_fail_confirm, p.stale_after_missed) {}
-  const SiteConfig& cfg;
-  modbus::SiteStateTracker tracker;
-  modbus::Reading last;
-  bool has_reading = false;
-  PowerState state = PowerState::kUnknown;
-  std::optional<TimePoint> mains_fail_at;
-  std::optional<model::RuntimeBand> band;  // minutes from band_at
-  TimePoint band_at{};
-  double measured_load_w = 0;
-  bool generator_running = false;
-};
-
-struct Engine::CrewRuntime {
-  explicit CrewRuntime(const CrewConfig& c) : cfg(c), location(c.location) {}
-  const CrewConfig& cfg;
-  core::LatLon location;
-  TimePoint location_at{};
-  bool unresponsive = false;  // escalated: did not acknowledge in time
-  bool unavailable = false;   // operator override
-  std::set<core::SiteId> generators_used;
-};
 
 namespace {
 constexpr size_t kMaxLogEvents = 300;
@@ -200,8 +176,8 @@ void Engine::UpdatePrediction(SiteRuntime& s, TimePoint now) {
     at = now;
   }
   if (s.band) {
-    double old_p50 = ToMinutes(s.band_at - *s.mains_fail_at) + s.band->p50_min;
-    double new_p50 = ToMinutes(at - *s.mains_fail_at) + band.p50_min;
+    double old_p50 = core::ToMinutes(s.band_at - *s.mains_fail_at) + s.band->p50_min;
+    double new_p50 = core::ToMinutes(at - *s.mains_fail_at) + band.p50_min;
     if (old_p50 > 0 && std::abs(new_p50 - old_p50) / old_p50 > 0.2) {
       ++counters_.prediction_changes;
       Log("prediction", s.cfg.id, "", "",
@@ -375,7 +351,7 @@ void Engine::Replan() {
       a.eta = RoundToMinute(stop.eta);
       a.deadline = RoundToMinute(stop.deadline);
       if (s.band) {
-        double elapsed = ToMinutes(now - s.band_at);
+        double elapsed = core::ToMinutes(now - s.band_at);
         a.p10_min = std::max(0.0, s.band->p10_min - elapsed);
         a.p50_min = std::max(0.0, s.band->p50_min - elapsed);
         a.p90_min = std::max(0.0, s.band->p90_min - elapsed);

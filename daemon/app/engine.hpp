@@ -91,6 +91,7 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   void PublishViews();
   void PersistSite(const SiteRuntime& s);
   void RestoreState();
+  void PersistOverrides();
   dispatch::PlanInput BuildPlanInput(core::TimePoint now) const;
   int GeneratorsLeft(const CrewRuntime& c) const;
   std::string FormatTime(core::TimePoint t) const;

@@ -3,8 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "app/engine.hpp"
+#include "app/engine_state.hpp"
 #include "app/log.hpp"
-#include "app/token.hpp"
+#include "api/auth.hpp"
 
 namespace sitepower::app {
 
@@ -13,7 +14,7 @@ using json = nlohmann::json;
 core::Result<std::string> Engine::Override(const std::string& bearer_token,
                                            const std::string& body) {
   std::string who;
-  const std::string sha = Sha256Hex(bearer_token);
+  const std::string sha = api::Sha256Hex(bearer_token);
   for (const auto& t : config_.noc_tokens)
     if (!bearer_token.empty() && t.sha256 == sha) who = t.name;
   if (who.empty()) {
@@ -84,7 +85,9 @@ core::Result<std::string> Engine::Override(const std::string& bearer_token,
         action + "'");
   }
   ++counters_.overrides;
-  if (auto st = store_.AppendAudit(AuditRecord(who, action, done + " (why: " + why + ")")); !st.ok()) {
+  store::AuditRecord audit{clock_.Now().time_since_epoch().count(), who, "noc", "override." + action,
+                           done + " (why: " + why + ")"};
+  if (auto st = store_.AppendAudit(audit); !st.ok()) {
     LogLine(LogLevel::kError, "audit", {{"error", st.message()}});
     return core::Status::Unavailable("override not applied: audit log write failed: " + st.message());
   }
@@ -92,6 +95,56 @@ core::Result<std::string> Engine::Override(const std::string& bearer_token,
   Log("override", site, crew, "", done + " by " + who + ": " + why);
   ScheduleReplan("override: " + done);
   return json{{"ok", true}, {"message", done}, {"by", who}}.dump();
+}
+
+void Engine::PersistOverrides() {
+  json pins = json::object(), vip = json::object(), held = json::array(), off = json::array();
+  for (const auto& [site, crew] : pins_) pins[site] = crew;
+  for (const auto& [site, until] : protected_vip_until_) vip[site] = until.time_since_epoch().count();
+  for (const auto& [site, h] : held_)
+    if (h) held.push_back(site);
+  for (const auto& [id, c] : crews_)
+    if (c->unavailable) off.push_back(id);
+  store::Commit c;
+  c.kv.push_back({"overrides/all", json{{"pins", pins}, {"vip", vip}, {"held", held}, {"crews_off", off}}.dump()});
+  if (auto st = store_.Apply(c); !st.ok()) LogLine(LogLevel::kError, "store", {{"error", st.message()}});
+}
+
+void Engine::PersistSite(const SiteRuntime& s) {
+  json j = {{"mains_fail_at", s.mains_fail_at ? s.mains_fail_at->time_since_epoch().count() : 0},
+            {"generator_running", s.generator_running}};
+  store::Commit c;
+  c.kv.push_back({"site/" + s.cfg.id, j.dump()});
+  if (auto st = store_.Apply(c); !st.ok())
+    LogLine(LogLevel::kError, "store", {{"site", s.cfg.id}, {"error", st.message()}});
+}
+
+// After a restart the outage clock of each site continues from the store, so a
+// kill -9 does not make a battery look fresh.
+void Engine::RestoreState() {
+  auto sites = store_.LoadKv("site/");
+  if (sites.ok()) {
+    for (const auto& [key, value] : *sites) {
+      auto it = sites_.find(key.substr(5));
+      json j = json::parse(value, nullptr, false);
+      if (it == sites_.end() || !j.is_object()) continue;
+      int64_t fail = j.value("mains_fail_at", int64_t{0});
+      if (fail) it->second->mains_fail_at = core::TimePoint(core::Millis(fail));
+      it->second->generator_running = j.value("generator_running", false);
+    }
+  }
+  auto ov = store_.LoadKv("overrides/all");
+  if (ov.ok() && ov->count("overrides/all")) {
+    json j = json::parse(ov->at("overrides/all"), nullptr, false);
+    if (j.is_object()) {
+      for (auto& [site, crew] : j.value("pins", json::object()).items()) pins_[site] = crew;
+      for (auto& [site, ms] : j.value("vip", json::object()).items())
+        protected_vip_until_[site] = core::TimePoint(core::Millis(ms.get<int64_t>()));
+      for (const auto& site : j.value("held", json::array())) held_[site] = true;
+      for (const auto& crew : j.value("crews_off", json::array()))
+        if (crews_.count(crew)) crews_[crew]->unavailable = true;
+    }
+  }
 }
 
 }  // namespace sitepower::app

@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "app/engine.hpp"
+#include "app/engine_state.hpp"
 #include "app/log.hpp"
-#include "app/token.hpp"
 
 namespace sitepower::app {
 
@@ -146,7 +146,7 @@ void Engine::PublishViews() {
     auto sit = sites_.find(t.site);
     double hookup = t.hookup_min;
     TimePoint running = t.eta + core::FromMinutes(hookup);
-    double margin = ToMinutes(t.deadline - running);
+    double margin = core::ToMinutes(t.deadline - running);
     v1::QueueEntry* e = q.add_entries();
     v1::Task* pt = e->mutable_task();
     pt->set_task_id(t.id);
@@ -167,7 +167,7 @@ void Engine::PublishViews() {
     json band = nullptr;
     if (sit != sites_.end() && sit->second->band) {
       const SiteRuntime& s = *sit->second;
-      double elapsed = ToMinutes(now - s.band_at);
+      double elapsed = core::ToMinutes(now - s.band_at);
       band = json{{"p10", std::max(0.0, s.band->p10_min - elapsed)},
                   {"p50", std::max(0.0, s.band->p50_min - elapsed)},
                   {"p90", std::max(0.0, s.band->p90_min - elapsed)}};
