@@ -1,0 +1,31 @@
+// Plays a FORMAT.md scenario against the real sitepowerd: simulated
+// controllers and batteries, simulated crews over gRPC, the scenario clock
+// time-warped, fault injection, and the drill report.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "scenario/scenario.hpp"
+
+namespace sitepower::drill {
+
+struct DrillOptions {
+  std::string scenario_path;
+  double speed = 60;
+  std::string report_path;
+  std::string daemon_path;  // default: sitepowerd next to this binary
+  std::string work_dir;     // default: a fresh temp dir (kept with --keep-dir)
+  std::vector<std::string> chaos;  // extra fault events, see ParseChaos
+  bool quiet = false;
+  double hold_s = 0;  // keep the daemon (and dashboard) up this long after the end
+};
+
+// "daemon_kill@09:40:30" (restart after 30 s), "controller_fault@09:20:WZ-02:timeout:20",
+// "crew_unavailable@10:00:A1", "crew_link_cut@09:50:B1:15"
+core::Result<scenario::Event> ParseChaos(const std::string& spec, const scenario::Scenario& s);
+
+// Runs the drill; returns the process exit code (0 when the drill ran).
+int RunDrill(const DrillOptions& options);
+
+}  // namespace sitepower::drill
