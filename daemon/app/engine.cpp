@@ -305,8 +305,9 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
       std::sort(tasks.begin(), tasks.end(),
                 [](const tasks::Task& a, const tasks::Task& b) { return a.order < b.order; });
       for (const auto& t : tasks) {
-        if (t.status == tasks::TaskStatus::kAccepted || t.status == tasks::TaskStatus::kEnRoute ||
-            t.status == tasks::TaskStatus::kOnSite)
+        // A crew on its way or on site keeps its task; an accepted task that
+        // has not started may still move, visibly (REASSIGNED), if the plan says so.
+        if (t.status == tasks::TaskStatus::kEnRoute || t.status == tasks::TaskStatus::kOnSite)
           cs.committed.push_back(t.site);
       }
     }

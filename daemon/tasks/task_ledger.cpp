@@ -40,6 +40,8 @@ std::string_view EventKindName(EventKind k) {
 
 namespace {
 
+constexpr auto kNotifyDrift = std::chrono::minutes(5);
+
 int64_t Ms(core::TimePoint t) { return t.time_since_epoch().count(); }
 core::TimePoint FromMs(int64_t ms) { return core::TimePoint(core::Millis(ms)); }
 
@@ -292,8 +294,18 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
       Emit(out, a.crew, EventKind::kAssigned, t, "task moved to you: " + a.reason);
       continue;
     }
-    if (t.order == a.order && t.eta == a.eta && t.deadline == a.deadline && t.reason == a.reason)
+    // Tell the crew only what matters to it: a new position in its route, or an
+    // ETA or deadline that moved by minutes; smaller drift is kept quietly.
+    const bool significant = t.order != a.order || std::chrono::abs(t.eta - a.eta) >= kNotifyDrift ||
+                             std::chrono::abs(t.deadline - a.deadline) >= kNotifyDrift;
+    if (!significant) {
+      Task& live = tasks_.at(t.id);
+      live.reason = a.reason;
+      live.p10_min = a.p10_min;
+      live.p50_min = a.p50_min;
+      live.p90_min = a.p90_min;
       continue;
+    }
     t.order = a.order;
     t.eta = a.eta;
     t.deadline = a.deadline;
