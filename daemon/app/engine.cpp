@@ -22,6 +22,14 @@ constexpr size_t kMaxLogEvents = 300;
 
 bool Good(const modbus::PointValue& p) { return p.quality == Quality::kGood; }
 
+// A crew's generator is spent once the crew itself reports being on site or
+// running; telemetry alone (another crew's generator, or a site generator)
+// does not spend this crew's.
+bool UsesGenerator(const tasks::TaskEvent& e) {
+  return tasks::ReportedByCrew(e) && (e.task.status == tasks::TaskStatus::kOnSite ||
+                                      e.task.status == tasks::TaskStatus::kGeneratorRunning);
+}
+
 // Rounds to the minute so that a re-plan that moves an ETA by seconds does not
 // become an UPDATED event on a technician's phone.
 TimePoint RoundToMinute(TimePoint t) {
@@ -60,9 +68,7 @@ void Engine::Start() {
   // Generators already used, from the ledger's history (survives restarts).
   for (auto& [id, crew] : crews_) {
     for (const auto& e : ledger_.EventsAfter(id, 0)) {
-      if (e.kind == tasks::EventKind::kStatus &&
-          e.task.status == tasks::TaskStatus::kGeneratorRunning)
-        crew->generators_used.insert(e.task.site);
+      if (UsesGenerator(e)) crew->generators_used.insert(e.task.site);
     }
   }
   ledger_sub_ = ledger_.Subscribe([this](const tasks::TaskEvent& e) {
@@ -216,7 +222,7 @@ void Engine::OnLedgerEvent(const tasks::TaskEvent& e) {
   if (e.kind == tasks::EventKind::kStatus) {
     auto it = crews_.find(t.crew);
     if (it != crews_.end()) {
-      if (t.status == tasks::TaskStatus::kGeneratorRunning) it->second->generators_used.insert(t.site);
+      if (UsesGenerator(e)) it->second->generators_used.insert(t.site);
       if (it->second->unresponsive) {
         it->second->unresponsive = false;
         Log("crew", "", t.crew, "", "crew acknowledged again");
@@ -255,9 +261,11 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
   in.offset_min = config_.utc_offset_min;
   std::set<core::SiteId> running_tasks;
   std::map<core::CrewId, std::vector<tasks::Task>> open_by_crew;
+  std::map<core::SiteId, core::CrewId> crew_of_site;
   for (const auto& t : ledger_.OpenTasks()) {
     if (t.status == tasks::TaskStatus::kGeneratorRunning) running_tasks.insert(t.site);
     open_by_crew[t.crew].push_back(t);
+    crew_of_site[t.site] = t.crew;
   }
   std::set<core::SiteId> included;
   for (const auto& [id, s] : sites_) {
@@ -286,6 +294,7 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
     }
     n.served = s.generator_running || s.state == PowerState::kOnGenerator ||
                running_tasks.count(id) > 0;
+    if (auto c = crew_of_site.find(id); c != crew_of_site.end()) n.current_crew = c->second;
     n.fixed_generator = s.cfg.fixed_generator;
     in.sites.push_back(std::move(n));
     auto h = held_.find(id);

@@ -25,7 +25,7 @@ std::string Duration(double min) {
 
 }  // namespace
 
-PlanModel::PlanModel(const PlanInput& in) : in_(in) {
+PlanModel::PlanModel(const PlanInput& in, double keep_margin_min) : in_(in), keep_margin_min_(keep_margin_min) {
   const core::TimePoint now = in.now;
   const double horizon = in.horizon_end == core::TimePoint{}
                              ? 24 * 60.0
@@ -77,6 +77,10 @@ PlanModel::PlanModel(const PlanInput& in) : in_(in) {
         ci.committed.push_back(it->second);
     }
   }
+  for (size_t i = 0; i < in.sites.size(); ++i)
+    if (in.sites[i].current_crew)
+      if (auto c = crew_index.find(*in.sites[i].current_crew); c != crew_index.end())
+        sites_[i].current_crew = c->second;
   for (const auto& p : in.pins) {
     auto s = index.find(p.site);
     auto c = crew_index.find(p.crew);
@@ -180,6 +184,10 @@ Objective PlanModel::Evaluate(const Routes& routes) const {
     if (stop > s.deadline) own[i] = {s.deadline, stop};
     if (stop > s.deadline_p10) risk[i] = {s.deadline_p10, stop};
   }
+  for (size_t c = 0; c < routes.size(); ++c)
+    for (int s : routes[c])
+      if (sites_[s].current_crew >= 0 && sites_[s].current_crew != static_cast<int>(c))
+        o.churn_min += keep_margin_min_;
   std::vector<std::pair<double, double>> scratch;
   for (size_t i = 0; i < sites_.size(); ++i) {
     double down = UnionDown(sites_[i].upstream, own, scratch);
@@ -192,7 +200,7 @@ Objective PlanModel::Evaluate(const Routes& routes) const {
 
 double PlanModel::Cost(const Routes& routes) const {
   Objective o = Evaluate(routes);
-  return o.vip_down * 1e9 + o.weighted_down_min + o.risk_down_min * 1e-3 + o.travel_min * 1e-7;
+  return o.vip_down * 1e9 + o.Primary() + o.Secondary() * 1e-4;
 }
 
 Plan PlanModel::ToPlan(const Routes& routes) const {

@@ -12,7 +12,7 @@ using Routes = std::vector<std::vector<int>>;  // per crew, site indices in visi
 
 class PlanModel {
  public:
-  explicit PlanModel(const PlanInput& input);
+  PlanModel(const PlanInput& input, double keep_margin_min);
 
   int crew_count() const { return static_cast<int>(crews_.size()); }
   bool CanServe(int crew, int site) const;
@@ -44,6 +44,7 @@ class PlanModel {
     bool needs = false;   // to be planned
     bool can_go_down = true;
     int pinned_crew = -1;
+    int current_crew = -1;  // crew holding its open task now
     std::vector<int> upstream;  // this site and every site that feeds it, transitively
   };
   struct CrewInfo {
@@ -57,6 +58,7 @@ class PlanModel {
   std::vector<double> RunningTimes(const Routes& routes, double* travel) const;
 
   const PlanInput& in_;
+  double keep_margin_min_ = 0;
   std::vector<SiteInfo> sites_;
   std::vector<CrewInfo> crews_;
 };

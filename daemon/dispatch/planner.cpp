@@ -13,10 +13,8 @@ namespace sitepower::dispatch {
 
 bool Objective::BetterThan(const Objective& o) const {
   if (vip_down != o.vip_down) return vip_down < o.vip_down;
-  if (std::abs(weighted_down_min - o.weighted_down_min) > 1e-6)
-    return weighted_down_min < o.weighted_down_min;
-  if (std::abs(risk_down_min - o.risk_down_min) > 1e-6) return risk_down_min < o.risk_down_min;
-  return travel_min < o.travel_min - 1e-6;
+  if (std::abs(Primary() - o.Primary()) > 1e-6) return Primary() < o.Primary();
+  return Secondary() < o.Secondary() - 1e-6;
 }
 
 namespace {
@@ -183,7 +181,7 @@ Routes NearestFirst(const PlanModel& m) {
 }  // namespace
 
 Plan MakePlan(const PlanInput& input, const Options& options) {
-  PlanModel m(input);
+  PlanModel m(input, options.keep_margin_min);
   Routes routes;
   if (options.algorithm == Algorithm::kSeedRule) {
     routes = SeedRule(m);
@@ -207,7 +205,7 @@ Plan MakePlan(const PlanInput& input, const Options& options) {
 
 Objective EvaluateRoutes(const PlanInput& input,
                          const std::vector<std::vector<core::SiteId>>& routes) {
-  PlanModel m(input);
+  PlanModel m(input, 0);
   std::map<core::SiteId, int> index;
   for (size_t i = 0; i < input.sites.size(); ++i) index[input.sites[i].id] = static_cast<int>(i);
   Routes r(input.crews.size());

@@ -28,6 +28,10 @@ struct SiteNeed {
   core::TimePoint deadline_p10{}, deadline_p50{}, deadline_p90{};  // battery at end voltage
   std::optional<core::TimePoint> mains_restore_at;  // when known (offline plans)
   bool served = false;           // generator running or mains back: not planned, still feeds
+  // Crew that holds this site's open task now. Moving it to another crew costs
+  // Options::keep_margin_min weighted minutes, so tasks stay put unless moving
+  // them saves more than that.
+  std::optional<core::CrewId> current_crew;
   bool fixed_generator = false;  // site generator: never down on its own
 };
 
@@ -85,9 +89,13 @@ struct Objective {
   int vip_down = 0;
   double weighted_down_min = 0;
   // Tie-break between plans equal on the two above: weighted down minutes if
-  // every site only lasted to its P10. Prefers margin where it is free.
+  // every site only lasted to its P10, plus half the travel minutes. Prefers
+  // margin where it is cheap, and short routes.
   double risk_down_min = 0;
   double travel_min = 0;
+  double churn_min = 0;  // keep_margin_min per task moved away from its current crew
+  double Primary() const { return weighted_down_min + churn_min; }
+  double Secondary() const { return risk_down_min + 0.5 * travel_min; }
   bool BetterThan(const Objective& o) const;
 };
 

@@ -150,6 +150,11 @@ core::Result<Task> TaskFromJson(const std::string& text) {
   }
 }
 
+bool ReportedByCrew(const TaskEvent& e) {
+  // Update() writes "crew <id>: <status>"; nothing else starts that way.
+  return e.kind == EventKind::kStatus && e.message.rfind("crew " + e.crew + ":", 0) == 0;
+}
+
 TaskLedger::TaskLedger(store::Store& store, const core::Clock& clock) : store_(store), clock_(clock) {}
 
 core::Status TaskLedger::Recover() {

@@ -60,6 +60,9 @@ struct TaskEvent {
   std::string message;
 };
 
+// True when the event records a crew's own report (not the planner or telemetry).
+bool ReportedByCrew(const TaskEvent& e);
+
 struct Assignment {
   core::SiteId site;
   std::string site_name;

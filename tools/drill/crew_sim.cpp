@@ -166,10 +166,15 @@ void CrewSim::Tick(core::TimePoint now) {
       t.set_status(v1::TASK_STATUS_ACCEPTED);
     }
   }
-  if (phase_ == Phase::kTravel && target_task_ && !tasks_.count(*target_task_)) {
-    from_ = PositionAt(now);  // re-planned away while driving: stop where we are
-    phase_ = Phase::kIdle;
-    target_task_.reset();
+  // The crew follows the daemon: a task moved to another crew, cancelled, or
+  // already carried by a generator (telemetry closed it) is dropped, even on site.
+  if (phase_ != Phase::kIdle && target_task_) {
+    auto it = tasks_.find(*target_task_);
+    if (it == tasks_.end() || it->second.status() == v1::TASK_STATUS_GENERATOR_RUNNING) {
+      from_ = PositionAt(now);
+      phase_ = Phase::kIdle;
+      target_task_.reset();
+    }
   }
   if (phase_ == Phase::kIdle && generators_left_ > 0) {
     const v1::Task* next = nullptr;

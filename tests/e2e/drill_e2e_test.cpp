@@ -1,0 +1,131 @@
+// End-to-end: the real daemon, drill, CLI; real Modbus, gRPC and SQLite.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::string kBin = SITEPOWER_BIN_DIR;
+const std::string kScenarios = SITEPOWER_SHARED_DIR "/scenarios/";
+
+struct Result {
+  int code = -1;
+  std::string out;
+};
+
+Result Exec(const std::string& cmd) {
+  Result r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string TempDir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("sp-e2e-" + std::to_string(getpid()) + "-" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in, nullptr, false);
+}
+
+void ExpectAllUpBy1105(const json& report, const std::string& out) {
+  ASSERT_TRUE(report.is_object()) << out;
+  EXPECT_EQ(report["sites_down"]["vip"], 0) << out;
+  EXPECT_EQ(report["sites_down"]["key"], 0) << out;
+  EXPECT_EQ(report["sites_down"]["standard"], 0) << out;
+  EXPECT_EQ(report["weighted_down_min"], 0) << out;
+  ASSERT_TRUE(report["last_generator_running_at"].is_string()) << out;
+  // Same offset in every timestamp, so the strings compare in time order.
+  EXPECT_LE(report["last_generator_running_at"].get<std::string>(), "2020-03-08T11:05:00+08:00") << out;
+  EXPECT_EQ(report["sites"].size(), 18u);
+  for (const auto& [id, s] : report["sites"].items()) {
+    EXPECT_TRUE(s.contains("generator_running_at")) << id;
+    EXPECT_TRUE(s.contains("runtime_min")) << id;
+  }
+  EXPECT_EQ(report["crew_streams"]["gaps"], 0);
+  EXPECT_EQ(report["crew_streams"]["duplicates"], 0);
+  EXPECT_GT(report["crew_streams"]["events"].get<int>(), 18);
+}
+
+// The seed's event, played against the real daemon: nobody goes down and the
+// last generator runs no later than it did on the day (11:05).
+TEST(DrillE2eTest, WuzhaiKeepsEverySiteUp) {
+  std::string dir = TempDir("wuzhai");
+  Result r = Exec(kBin + "/sitepower-drill " + kScenarios + "wuzhai-2020-03-08.yaml --speed 300 --report " +
+               dir + "/report.json --keep-dir " + dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("dashboard: http://127.0.0.1:"), std::string::npos);
+  ExpectAllUpBy1105(ReadJson(dir + "/report.json"), r.out);
+}
+
+// kill -9 at 09:40 and a restart: the same outcome, and no crew stream shows
+// a gap or a duplicate (tasks and sequences come back from SQLite).
+TEST(DrillE2eTest, WuzhaiSurvivesKillNine) {
+  std::string dir = TempDir("kill");
+  Result r = Exec(kBin + "/sitepower-drill " + kScenarios + "wuzhai-2020-03-08.yaml --speed 200 --report " +
+               dir + "/report.json --keep-dir " + dir + "/run --chaos daemon_kill@09:40:5");
+  ASSERT_EQ(r.code, 0) << r.out;
+  json report = ReadJson(dir + "/report.json");
+  ExpectAllUpBy1105(report, r.out);
+  ASSERT_EQ(report["injected"].size(), 1u);
+  EXPECT_TRUE(report["injected"][0].contains("daemon_kill"));
+}
+
+TEST(DrillE2eTest, BadScenarioIsAClearError) {
+  std::string dir = TempDir("bad");
+  std::ofstream(dir + "/bad.yaml") << "name: bad\nstart: 2020-03-08T08:00:00+08:00\nsites:\n"
+                                      "  - id: S1\n    location: [1, 2]\n    tier: gold\n    load_w: 1\n"
+                                      "    runtime_min: 3\ncrews: []\n";
+  Result r = Exec(kBin + "/sitepower-drill " + dir + "/bad.yaml --speed 300");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("bad.yaml:6: sites[0].tier: expected vip|key|standard"), std::string::npos) << r.out;
+}
+
+TEST(DrillE2eTest, BadConfigIsAClearErrorAndCheckPassesAGoodOne) {
+  Result good = Exec(kBin + "/sitepowerd --config " SITEPOWER_SOURCE_DIR "/config/sitepowerd.example.yaml --check");
+  EXPECT_EQ(good.code, 0) << good.out;
+  std::string dir = TempDir("cfg");
+  std::ofstream(dir + "/bad.yaml") << "listen: {grpc: \"127.0.0.1:0\"}\nsites:\n  - id: S1\n    location: [1, 2]\n"
+                                      "    load_w: 1\n    controller: {host: h, map: nosuchmap}\n";
+  Result bad = Exec(kBin + "/sitepowerd --config " + dir + "/bad.yaml --check");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("bad.yaml:3: sites.S1.controller.map: unknown register map 'nosuchmap'"),
+            std::string::npos) << bad.out;
+}
+
+TEST(DrillE2eTest, PlanCommandPrintsFormatMdJson) {
+  Result r = Exec(kBin + "/sitepowerctl plan " + kScenarios + "wuzhai-2020-03-08.yaml --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  json plan = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(plan.is_object()) << r.out;
+  EXPECT_EQ(plan["scenario"], "wuzhai-2020-03-08");
+  EXPECT_EQ(plan["planned_at"], "08:30");
+  size_t sites = 0;
+  for (const auto& route : plan["routes"]) {
+    EXPECT_TRUE(route["crew"].is_string());
+    sites += route["sites"].size();
+    for (const auto& stop : route["stops"]) EXPECT_FALSE(stop["reason"].get<std::string>().empty());
+  }
+  EXPECT_EQ(sites, 18u);
+}
+
+}  // namespace
