@@ -239,8 +239,12 @@ void Engine::ScheduleReplan(const std::string& why) {
   else if (replan_why_.size() < 200) replan_why_ += "; " + why;
   if (replan_pending_) return;
   replan_pending_ = true;
-  // Coalesce a burst (e.g. 18 sites failing at once) into one plan.
-  replan_timer_.expires_after(std::chrono::milliseconds(30));
+  // Coalesce a burst (e.g. 18 sites failing at once, confirmed over one poll
+  // round) into one plan: wait one scenario minute, 30 ms to 2 s of wall time.
+  auto window = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(60.0 / clock_.Speed()));
+  replan_timer_.expires_after(std::clamp(window, std::chrono::milliseconds(30),
+                                         std::chrono::milliseconds(2000)));
   replan_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     replan_pending_ = false;

@@ -29,8 +29,8 @@ struct SiteNeed {
   std::optional<core::TimePoint> mains_restore_at;  // when known (offline plans)
   bool served = false;           // generator running or mains back: not planned, still feeds
   // Crew that holds this site's open task now. Moving it to another crew costs
-  // Options::keep_margin_min weighted minutes, so tasks stay put unless moving
-  // them saves more than that.
+  // Options::keep_margin_min (in the secondary criterion), so a task stays with
+  // its crew unless moving it saves down time, or more risk/travel than that.
   std::optional<core::CrewId> current_crew;
   bool fixed_generator = false;  // site generator: never down on its own
 };
@@ -94,8 +94,8 @@ struct Objective {
   double risk_down_min = 0;
   double travel_min = 0;
   double churn_min = 0;  // keep_margin_min per task moved away from its current crew
-  double Primary() const { return weighted_down_min + churn_min; }
-  double Secondary() const { return risk_down_min + 0.5 * travel_min; }
+  double Primary() const { return weighted_down_min; }
+  double Secondary() const { return risk_down_min + 0.5 * travel_min + churn_min; }
   bool BetterThan(const Objective& o) const;
 };
 

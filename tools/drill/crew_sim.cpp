@@ -131,7 +131,9 @@ void CrewSim::Send(const std::string& task, v1::TaskStatus status) {
   r.set_crew_id(cfg_.id);
   r.set_task_id(task);
   r.set_status(status);
-  r.set_idempotency_key(task + "/" + v1::TaskStatus_Name(status));
+  // One key per intended update (a task can come back to this crew and need a
+  // second ACCEPTED); a retry of the same queued request reuses it.
+  r.set_idempotency_key(task + "/" + v1::TaskStatus_Name(status) + "/" + std::to_string(++updates_sent_));
   outbox_.push_back(std::move(r));
 }
 

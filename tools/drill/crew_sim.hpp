@@ -83,6 +83,7 @@ class CrewSim {
   core::TimePoint depart_{}, arrive_{}, hooked_until_{};
   enum class Phase { kIdle, kTravel, kHookup } phase_ = Phase::kIdle;
   int generators_left_ = 0;
+  uint64_t updates_sent_ = 0;
   core::TimePoint last_location_report_{};
 };
 
