@@ -137,12 +137,15 @@ void Engine::RestoreState() {
   if (ov.ok() && ov->count("overrides/all")) {
     json j = json::parse(ov->at("overrides/all"), nullptr, false);
     if (j.is_object()) {
-      for (auto& [site, crew] : j.value("pins", json::object()).items()) pins_[site] = crew;
-      for (auto& [site, ms] : j.value("vip", json::object()).items())
+      // Named copies: iterating items() of a temporary would dangle.
+      const json pins = j.value("pins", json::object()), vip = j.value("vip", json::object());
+      const json held = j.value("held", json::array()), off = j.value("crews_off", json::array());
+      for (const auto& [site, crew] : pins.items()) pins_[site] = crew.get<std::string>();
+      for (const auto& [site, ms] : vip.items())
         protected_vip_until_[site] = core::TimePoint(core::Millis(ms.get<int64_t>()));
-      for (const auto& site : j.value("held", json::array())) held_[site] = true;
-      for (const auto& crew : j.value("crews_off", json::array()))
-        if (crews_.count(crew)) crews_[crew]->unavailable = true;
+      for (const auto& site : held) held_[site.get<std::string>()] = true;
+      for (const auto& crew : off)
+        if (crews_.count(crew.get<std::string>())) crews_[crew.get<std::string>()]->unavailable = true;
     }
   }
 }

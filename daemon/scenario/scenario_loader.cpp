@@ -99,8 +99,7 @@ void ReadCrews(YamlMap& root, Scenario& sc, YamlErrors& errors) {
   }
 }
 
-std::vector<SiteId> ReadSiteList(YamlMap& m, const std::string& key, const Scenario& sc,
-                                 YamlErrors& errors) {
+std::vector<SiteId> ReadSiteList(YamlMap& m, const std::string& key, const Scenario& sc) {
   YAML::Node n = m.Child(key);
   if (n.IsScalar() && n.Scalar() == "all") {
     std::vector<SiteId> all;
@@ -148,9 +147,9 @@ void ReadEvents(YamlMap& root, Scenario& sc, YamlErrors& errors) {
     const std::string& kind = present[0];
     bool ok = true;
     if (kind == "mains_fail") {
-      e.body = MainsFail{ReadSiteList(m, kind, sc, errors)};
+      e.body = MainsFail{ReadSiteList(m, kind, sc)};
     } else if (kind == "mains_restore") {
-      e.body = MainsRestore{ReadSiteList(m, kind, sc, errors)};
+      e.body = MainsRestore{ReadSiteList(m, kind, sc)};
     } else if (kind == "crew_unavailable") {
       e.body = CrewUnavailable{m.String(kind, true).value_or("")};
     } else if (kind == "controller_fault") {

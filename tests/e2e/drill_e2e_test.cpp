@@ -55,8 +55,9 @@ void ExpectAllUp(const json& report, const std::string& out, bool by_1105) {
   EXPECT_EQ(report["weighted_down_min"], 0) << out;
   ASSERT_TRUE(report["last_generator_running_at"].is_string()) << out;
   // Same offset in every timestamp, so the strings compare in time order.
-  if (by_1105)
+  if (by_1105) {
     EXPECT_LE(report["last_generator_running_at"].get<std::string>(), "2020-03-08T11:05:00+08:00") << out;
+  }
   EXPECT_EQ(report["sites"].size(), 18u);
   for (const auto& [id, s] : report["sites"].items()) {
     EXPECT_TRUE(s.contains("generator_running_at")) << id;

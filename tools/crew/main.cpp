@@ -113,7 +113,7 @@ int Flush(const Client& c, const std::string& queue_path, bool as_json) {
     v1::UpdateTaskRequest req;
     req.set_crew_id(c.crew);
     req.set_task_id(u.value("task_id", ""));
-    v1::TaskStatus st;
+    v1::TaskStatus st = v1::TASK_STATUS_UNSPECIFIED;
     v1::TaskStatus_Parse(u.value("status", ""), &st);
     req.set_status(st);
     req.set_reason(u.value("reason", ""));

@@ -65,13 +65,7 @@ scenario::Plan ToScenarioPlan(const scenario::Scenario& s, core::TimePoint at,
   for (const auto& r : plan.routes) {
     scenario::Route route{r.crew, {}};
     for (const auto& st : r.stops) {
-      scenario::PlannedStop ps;
-      ps.site = st.site;
-      ps.eta = st.eta;
-      ps.running_at = st.running_at;
-      ps.deadline = st.deadline;
-      ps.reason = st.reason;
-      route.stops.push_back(std::move(ps));
+      route.stops.push_back(scenario::PlannedStop{st.site, st.eta, st.running_at, st.deadline, st.reason});
     }
     out.routes.push_back(std::move(route));
   }
