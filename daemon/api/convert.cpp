@@ -8,32 +8,48 @@ namespace {
 int64_t Ms(core::TimePoint t) { return t.time_since_epoch().count(); }
 
 v1::Tier Tier(core::Tier t) {
-  return t == core::Tier::kVip ? v1::TIER_VIP : t == core::Tier::kKey ? v1::TIER_KEY : v1::TIER_STANDARD;
+  return t == core::Tier::kVip   ? v1::TIER_VIP
+         : t == core::Tier::kKey ? v1::TIER_KEY
+                                 : v1::TIER_STANDARD;
 }
 }  // namespace
 
 v1::TaskStatus ToProtoStatus(tasks::TaskStatus s) {
   switch (s) {
-    case tasks::TaskStatus::kAssigned: return v1::TASK_STATUS_ASSIGNED;
-    case tasks::TaskStatus::kAccepted: return v1::TASK_STATUS_ACCEPTED;
-    case tasks::TaskStatus::kEnRoute: return v1::TASK_STATUS_EN_ROUTE;
-    case tasks::TaskStatus::kOnSite: return v1::TASK_STATUS_ON_SITE;
-    case tasks::TaskStatus::kGeneratorRunning: return v1::TASK_STATUS_GENERATOR_RUNNING;
-    case tasks::TaskStatus::kReleased: return v1::TASK_STATUS_RELEASED;
-    case tasks::TaskStatus::kCancelled: return v1::TASK_STATUS_CANCELLED;
-    case tasks::TaskStatus::kDeclined: return v1::TASK_STATUS_DECLINED;
+    case tasks::TaskStatus::kAssigned:
+      return v1::TASK_STATUS_ASSIGNED;
+    case tasks::TaskStatus::kAccepted:
+      return v1::TASK_STATUS_ACCEPTED;
+    case tasks::TaskStatus::kEnRoute:
+      return v1::TASK_STATUS_EN_ROUTE;
+    case tasks::TaskStatus::kOnSite:
+      return v1::TASK_STATUS_ON_SITE;
+    case tasks::TaskStatus::kGeneratorRunning:
+      return v1::TASK_STATUS_GENERATOR_RUNNING;
+    case tasks::TaskStatus::kReleased:
+      return v1::TASK_STATUS_RELEASED;
+    case tasks::TaskStatus::kCancelled:
+      return v1::TASK_STATUS_CANCELLED;
+    case tasks::TaskStatus::kDeclined:
+      return v1::TASK_STATUS_DECLINED;
   }
   return v1::TASK_STATUS_UNSPECIFIED;
 }
 
 std::optional<tasks::TaskStatus> FromProto(v1::TaskStatus s) {
   switch (s) {
-    case v1::TASK_STATUS_ACCEPTED: return tasks::TaskStatus::kAccepted;
-    case v1::TASK_STATUS_EN_ROUTE: return tasks::TaskStatus::kEnRoute;
-    case v1::TASK_STATUS_ON_SITE: return tasks::TaskStatus::kOnSite;
-    case v1::TASK_STATUS_GENERATOR_RUNNING: return tasks::TaskStatus::kGeneratorRunning;
-    case v1::TASK_STATUS_DECLINED: return tasks::TaskStatus::kDeclined;
-    default: return std::nullopt;
+    case v1::TASK_STATUS_ACCEPTED:
+      return tasks::TaskStatus::kAccepted;
+    case v1::TASK_STATUS_EN_ROUTE:
+      return tasks::TaskStatus::kEnRoute;
+    case v1::TASK_STATUS_ON_SITE:
+      return tasks::TaskStatus::kOnSite;
+    case v1::TASK_STATUS_GENERATOR_RUNNING:
+      return tasks::TaskStatus::kGeneratorRunning;
+    case v1::TASK_STATUS_DECLINED:
+      return tasks::TaskStatus::kDeclined;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -66,11 +82,21 @@ v1::TaskEvent ToProto(const tasks::TaskEvent& e) {
   p.set_seq(e.seq);
   p.set_at_unix_ms(Ms(e.at));
   switch (e.kind) {
-    case tasks::EventKind::kAssigned: p.set_kind(v1::TaskEvent::KIND_ASSIGNED); break;
-    case tasks::EventKind::kUpdated: p.set_kind(v1::TaskEvent::KIND_UPDATED); break;
-    case tasks::EventKind::kStatus: p.set_kind(v1::TaskEvent::KIND_STATUS); break;
-    case tasks::EventKind::kCancelled: p.set_kind(v1::TaskEvent::KIND_CANCELLED); break;
-    case tasks::EventKind::kReassigned: p.set_kind(v1::TaskEvent::KIND_REASSIGNED); break;
+    case tasks::EventKind::kAssigned:
+      p.set_kind(v1::TaskEvent::KIND_ASSIGNED);
+      break;
+    case tasks::EventKind::kUpdated:
+      p.set_kind(v1::TaskEvent::KIND_UPDATED);
+      break;
+    case tasks::EventKind::kStatus:
+      p.set_kind(v1::TaskEvent::KIND_STATUS);
+      break;
+    case tasks::EventKind::kCancelled:
+      p.set_kind(v1::TaskEvent::KIND_CANCELLED);
+      break;
+    case tasks::EventKind::kReassigned:
+      p.set_kind(v1::TaskEvent::KIND_REASSIGNED);
+      break;
   }
   *p.mutable_task() = ToProto(e.task);
   p.set_message(e.message);

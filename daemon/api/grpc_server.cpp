@@ -5,9 +5,9 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <atomic>
-#include <limits>
 #include <deque>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -26,17 +26,38 @@ grpc::Status ToGrpc(const core::Status& s) {
   using C = core::Status::Code;
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   switch (s.code()) {
-    case C::kOk: return grpc::Status::OK;
-    case C::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case C::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case C::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case C::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case C::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case C::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
-    case C::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case C::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case C::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case C::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case C::kOk:
+      return grpc::Status::OK;
+    case C::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case C::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case C::kAlreadyExists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case C::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case C::kPermissionDenied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case C::kUnauthenticated:
+      code = grpc::StatusCode::UNAUTHENTICATED;
+      break;
+    case C::kResourceExhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case C::kDeadlineExceeded:
+      code = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case C::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case C::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, s.message());
 }
@@ -102,7 +123,7 @@ struct GrpcServer::Impl {
 class TaskStream final : public grpc::ServerWriteReactor<v1::TaskEvent> {
  public:
   struct State {
-    std::mutex mu;  // guards everything below
+    std::mutex mu;                 // guards everything below
     TaskStream* stream = nullptr;  // null once the stream is done
     std::deque<v1::TaskEvent> queue;
     bool writing = false;
@@ -228,7 +249,9 @@ class GrpcServer::Impl::CrewServiceImpl final : public v1::CrewService::Callback
     auto who = impl_.Auth(ctx);
     core::Status st = who.ok() ? impl_.MayActFor(*who, req->crew_id()) : who.status();
     auto to = FromProto(req->status());
-    if (st.ok() && !to) st = core::Status::InvalidArgument("status: must be ACCEPTED, EN_ROUTE, ON_SITE, GENERATOR_RUNNING or DECLINED");
+    if (st.ok() && !to)
+      st = core::Status::InvalidArgument(
+          "status: must be ACCEPTED, EN_ROUTE, ON_SITE, GENERATOR_RUNNING or DECLINED");
     if (st.ok()) {
       auto r = impl_.ledger.Update(req->crew_id(), req->task_id(), *to, req->reason(),
                                    req->idempotency_key());
@@ -253,8 +276,8 @@ class GrpcServer::Impl::CrewServiceImpl final : public v1::CrewService::Callback
     if (st.ok() && (loc.lat() < -90 || loc.lat() > 90 || loc.lon() < -180 || loc.lon() > 180))
       st = core::Status::InvalidArgument("location: coordinates out of range");
     if (st.ok()) {
-      core::TimePoint at = req->at_unix_ms() ? core::TimePoint(core::Millis(req->at_unix_ms()))
-                                             : impl_.clock.Now();
+      core::TimePoint at =
+          req->at_unix_ms() ? core::TimePoint(core::Millis(req->at_unix_ms())) : impl_.clock.Now();
       std::lock_guard<std::mutex> lock(impl_.location_mu);
       if (impl_.on_location) impl_.on_location(req->crew_id(), {loc.lat(), loc.lon()}, at);
     }
@@ -272,10 +295,11 @@ class GrpcServer::Impl::QueueWatch final : public grpc::ServerWriteReactor<v1::Q
  public:
   QueueWatch(Impl& impl, const grpc::CallbackServerContext* ctx) : impl_(impl) {
     auto who = impl_.Auth(ctx);
-    core::Status st = who.ok() ? (who->role == Principal::Role::kNoc
-                                      ? core::Status::Ok()
-                                      : core::Status::PermissionDenied("the queue needs a NOC token"))
-                               : who.status();
+    core::Status st = who.ok()
+                          ? (who->role == Principal::Role::kNoc
+                                 ? core::Status::Ok()
+                                 : core::Status::PermissionDenied("the queue needs a NOC token"))
+                          : who.status();
     if (!st.ok()) {
       finished_ = true;
       Finish(ToGrpc(st));
@@ -347,10 +371,11 @@ class GrpcServer::Impl::NocServiceImpl final : public v1::NocService::CallbackSe
                                       v1::ListSitesResponse* resp) override {
     auto* reactor = ctx->DefaultReactor();
     auto who = impl_.Auth(ctx);
-    core::Status st = who.ok() ? (who->role == Principal::Role::kNoc
-                                      ? core::Status::Ok()
-                                      : core::Status::PermissionDenied("ListSites needs a NOC token"))
-                               : who.status();
+    core::Status st = who.ok()
+                          ? (who->role == Principal::Role::kNoc
+                                 ? core::Status::Ok()
+                                 : core::Status::PermissionDenied("ListSites needs a NOC token"))
+                          : who.status();
     if (st.ok()) *resp = impl_.noc.ListSites();
     reactor->Finish(ToGrpc(st));
     return reactor;
@@ -379,8 +404,10 @@ core::Status GrpcServer::Start() {
         i.options.tls_client_ca.empty()
             ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
             : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_key_cert_pairs.push_back({ReadFile(i.options.tls_key, st), ReadFile(i.options.tls_cert, st)});
-    if (!i.options.tls_client_ca.empty()) ssl.pem_root_certs = ReadFile(i.options.tls_client_ca, st);
+    ssl.pem_key_cert_pairs.push_back(
+        {ReadFile(i.options.tls_key, st), ReadFile(i.options.tls_cert, st)});
+    if (!i.options.tls_client_ca.empty())
+      ssl.pem_root_certs = ReadFile(i.options.tls_client_ca, st);
     if (!st.ok()) return st;
     creds = grpc::SslServerCredentials(ssl);
   }

@@ -37,12 +37,12 @@ struct ServerOptions {
 
 class GrpcServer {
  public:
-  GrpcServer(ServerOptions options, tasks::TaskLedger& ledger, NocBackend& noc,
-             store::Store& audit, const core::Clock& clock);
+  GrpcServer(ServerOptions options, tasks::TaskLedger& ledger, NocBackend& noc, store::Store& audit,
+             const core::Clock& clock);
   ~GrpcServer();
   core::Status Start();  // errors name the address or the TLS file
   int port() const;
-  void PublishQueue();   // the queue changed: push a snapshot to every watcher
+  void PublishQueue();  // the queue changed: push a snapshot to every watcher
   void Shutdown(std::chrono::milliseconds deadline);
   void SetLocationListener(
       std::function<void(const core::CrewId&, core::LatLon, core::TimePoint)> listener);

@@ -2,10 +2,10 @@
 
 #include <cctype>
 #include <fstream>
-#include <sstream>
 #include <functional>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "core/yaml_reader.hpp"
 #include "scenario/battery_yaml.hpp"
@@ -19,7 +19,8 @@ using core::YamlMap;
 bool IsSha256Hex(const std::string& s) {
   if (s.size() != 64) return false;
   for (char c : s) {
-    if (!std::isxdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c)))
+    if (!std::isxdigit(static_cast<unsigned char>(c)) ||
+        std::isupper(static_cast<unsigned char>(c)))
       return false;
   }
   return true;
@@ -44,8 +45,10 @@ void ReadListen(YamlMap& root, Config& c, YamlErrors& errors) {
   YamlMap m(n, "listen", errors);
   for (auto [key, field] : {std::pair{"grpc", &c.listen_grpc}, std::pair{"http", &c.listen_http}}) {
     if (auto v = m.String(key)) {
-      if (IsHostPort(*v)) *field = *v;
-      else errors.Add(m.Child(key), m.PathOf(key), "expected host:port, got '" + *v + "'");
+      if (IsHostPort(*v))
+        *field = *v;
+      else
+        errors.Add(m.Child(key), m.PathOf(key), "expected host:port, got '" + *v + "'");
     }
   }
   m.CheckNoUnknownKeys();
@@ -88,8 +91,10 @@ void ReadPoll(YamlMap& root, Config& c, YamlErrors& errors) {
   p.on_battery_interval_ms =
       m.Integer("on_battery_interval_ms", false, 10, 3600000).value_or(p.on_battery_interval_ms);
   p.timeout_ms = m.Integer("timeout_ms", false, 10, 600000).value_or(p.timeout_ms);
-  p.stale_after_missed = m.Integer("stale_after_missed", false, 1, 1000).value_or(p.stale_after_missed);
-  p.mains_fail_confirm = m.Integer("mains_fail_confirm", false, 1, 100).value_or(p.mains_fail_confirm);
+  p.stale_after_missed =
+      m.Integer("stale_after_missed", false, 1, 1000).value_or(p.stale_after_missed);
+  p.mains_fail_confirm =
+      m.Integer("mains_fail_confirm", false, 1, 100).value_or(p.mains_fail_confirm);
   m.CheckNoUnknownKeys();
 }
 
@@ -131,16 +136,20 @@ void ReadSite(const YAML::Node& n, const std::string& path, Config& c, YamlError
   s.grid = m.String("grid").value_or("");
   s.location = m.Location("location", true).value_or(core::LatLon{});
   if (auto t = m.String("tier")) {
-    if (auto tier = core::ParseTier(*t)) s.tier = *tier;
-    else errors.Add(m.Child("tier"), m.PathOf("tier"), "expected vip|key|standard, got '" + *t + "'");
+    if (auto tier = core::ParseTier(*t))
+      s.tier = *tier;
+    else
+      errors.Add(m.Child("tier"), m.PathOf("tier"), "expected vip|key|standard, got '" + *t + "'");
   }
   s.feeds = m.StringList("feeds").value_or(std::vector<std::string>{});
   s.load_w = m.Number("load_w", true, 0, 1e6).value_or(0);
   s.hookup_min = m.Number("hookup_min", false, 0, 600);
   s.battery = scenario::ReadBattery(m, "battery");
   if (auto g = m.String("generator")) {
-    if (*g == "fixed") s.fixed_generator = true;
-    else if (*g != "none") errors.Add(m.Child("generator"), m.PathOf("generator"), "expected none|fixed");
+    if (*g == "fixed")
+      s.fixed_generator = true;
+    else if (*g != "none")
+      errors.Add(m.Child("generator"), m.PathOf("generator"), "expected none|fixed");
   }
   YAML::Node ctl = m.Child("controller", true);
   if (ctl.IsDefined()) {
@@ -263,8 +272,10 @@ core::Result<Config> LoadConfigString(const std::string& yaml, const std::string
   c.name = root.String("name").value_or(c.name);
   if (auto off = root.String("utc_offset")) {
     auto t = core::ParseIso8601("2000-01-01T00:00:00" + *off);
-    if (t.ok()) c.utc_offset_min = t->offset_min;
-    else errors.Add(root.Child("utc_offset"), "utc_offset", "expected +HH:MM or Z");
+    if (t.ok())
+      c.utc_offset_min = t->offset_min;
+    else
+      errors.Add(root.Child("utc_offset"), "utc_offset", "expected +HH:MM or Z");
   }
   ReadListen(root, c, errors);
   ReadTls(root, c, errors);

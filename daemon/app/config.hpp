@@ -74,7 +74,7 @@ struct PlannerConfig {
 };
 
 struct Config {
-  std::string source;  // file it came from
+  std::string source;              // file it came from
   std::string name = "sitepower";  // region or drill name, shown on the dashboard
   int utc_offset_min = 0;          // offset used to show times (a clock block overrides it)
   std::string listen_grpc = "127.0.0.1:50051";

@@ -61,7 +61,8 @@ TEST(ConfigTest, ErrorsNameFileLineAndKey) {
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
   EXPECT_NE(m.find("bad.yaml:9: sites[0].tier: expected vip|key|standard, got 'gold'"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("crews[0].generators: expected an integer, got 'many'"), std::string::npos) << m;
   EXPECT_NE(m.find("sites[1].controller.prot: unknown key"), std::string::npos) << m;
 }

@@ -1,9 +1,9 @@
 #include "app/daemon.hpp"
 
+#include <unistd.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -77,7 +77,8 @@ core::Status CheckConfig(const Config& config) {
     }
   }
   for (const auto& f : {config.tls_cert, config.tls_key, config.tls_client_ca}) {
-    if (!f.empty() && !std::ifstream(f)) problems += config.source + ": tls: cannot read " + f + "\n";
+    if (!f.empty() && !std::ifstream(f))
+      problems += config.source + ": tls: cannot read " + f + "\n";
   }
   if (!problems.empty()) {
     problems.pop_back();
@@ -96,7 +97,8 @@ int RunDaemon(const Config& config) {
   auto maps = modbus::MapRegistry::Load(config.maps_dir);
   auto store = store::OpenSqliteStore(config.store);
   if (!store.ok()) {
-    LogLine(LogLevel::kError, "store", {{"path", config.store}, {"error", store.status().message()}});
+    LogLine(LogLevel::kError, "store",
+            {{"path", config.store}, {"error", store.status().message()}});
     return 1;
   }
   tasks::TaskLedger ledger(**store, *clock);
@@ -110,8 +112,10 @@ int RunDaemon(const Config& config) {
     LogLine(LogLevel::kError, "grpc", {{"listen", config.listen_grpc}, {"error", st.message()}});
     return 1;
   }
-  grpc.SetLocationListener([&engine](const core::CrewId& crew, core::LatLon where,
-                                     core::TimePoint at) { engine.OnCrewLocation(crew, where, at); });
+  grpc.SetLocationListener(
+      [&engine](const core::CrewId& crew, core::LatLon where, core::TimePoint at) {
+        engine.OnCrewLocation(crew, where, at);
+      });
   web::WebOptions web_options{config.listen_http, config.tls_cert, config.tls_key};
   web::WebServer web(io, web_options, engine);
   if (auto st = web.Start(); !st.ok()) {
@@ -122,10 +126,9 @@ int RunDaemon(const Config& config) {
   engine.SetPublishers([&grpc]() { grpc.PublishQueue(); },
                        [&web](std::string state) { web.Publish(std::move(state)); });
 
-  modbus::Poller poller(io, *clock, *maps, PollOptions(config),
-                        [&engine](const core::SiteId& site, const modbus::Reading& r) {
-                          engine.OnReading(site, r);
-                        });
+  modbus::Poller poller(
+      io, *clock, *maps, PollOptions(config),
+      [&engine](const core::SiteId& site, const modbus::Reading& r) { engine.OnReading(site, r); });
   for (const auto& s : config.sites) {
     modbus::DeviceSpec spec{s.id, s.controller.host, static_cast<uint16_t>(s.controller.port),
                             s.controller.unit, s.controller.map};
@@ -134,7 +137,8 @@ int RunDaemon(const Config& config) {
       LogLine(LogLevel::kError, "device", {{"site", s.id}, {"error", st.message()}});
     }
   }
-  engine.SetFastPollHook([&poller](const core::SiteId& site, bool fast) { poller.SetFastPoll(site, fast); });
+  engine.SetFastPollHook(
+      [&poller](const core::SiteId& site, bool fast) { poller.SetFastPoll(site, fast); });
   engine.Start();
   poller.Start();
   WriteStateFile(config.state_file, grpc.port(), web.port());

@@ -32,9 +32,7 @@ bool UsesGenerator(const tasks::TaskEvent& e) {
 
 // Rounds to the minute so that a re-plan that moves an ETA by seconds does not
 // become an UPDATED event on a technician's phone.
-TimePoint RoundToMinute(TimePoint t) {
-  return std::chrono::round<std::chrono::minutes>(t);
-}
+TimePoint RoundToMinute(TimePoint t) { return std::chrono::round<std::chrono::minutes>(t); }
 }  // namespace
 
 Engine::Engine(boost::asio::io_context& io, const Config& config, const core::Clock& clock,
@@ -190,8 +188,9 @@ void Engine::UpdatePrediction(SiteRuntime& s, TimePoint now) {
           "runtime P50 changed " + std::to_string(static_cast<int>(old_p50)) + " -> " +
               std::to_string(static_cast<int>(new_p50)) + " min since outage: load " +
               std::to_string(static_cast<int>(load_w)) + " W" +
-              (from_soc ? ", controller SoC " + std::to_string(static_cast<int>(spec.soc * 100)) + " %"
-                        : ", nameplate state") +
+              (from_soc
+                   ? ", controller SoC " + std::to_string(static_cast<int>(spec.soc * 100)) + " %"
+                   : ", nameplate state") +
               ", basis " + band.basis);
       ScheduleReplan("prediction changed at " + s.cfg.id);
     }
@@ -235,16 +234,18 @@ void Engine::OnLedgerEvent(const tasks::TaskEvent& e) {
 
 void Engine::ScheduleReplan(const std::string& why) {
   if (!started_) return;
-  if (replan_why_.empty()) replan_why_ = why;
-  else if (replan_why_.size() < 200) replan_why_ += "; " + why;
+  if (replan_why_.empty())
+    replan_why_ = why;
+  else if (replan_why_.size() < 200)
+    replan_why_ += "; " + why;
   if (replan_pending_) return;
   replan_pending_ = true;
   // Coalesce a burst (e.g. 18 sites failing at once, confirmed over one poll
   // round) into one plan: wait one scenario minute, 30 ms to 2 s of wall time.
   auto window = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(60.0 / clock_.Speed()));
-  replan_timer_.expires_after(std::clamp(window, std::chrono::milliseconds(30),
-                                         std::chrono::milliseconds(2000)));
+  replan_timer_.expires_after(
+      std::clamp(window, std::chrono::milliseconds(30), std::chrono::milliseconds(2000)));
   replan_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     replan_pending_ = false;
@@ -296,8 +297,8 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
       // No battery model and no telemetry: treat as urgent rather than safe.
       n.deadline_p10 = n.deadline_p50 = n.deadline_p90 = now;
     }
-    n.served = s.generator_running || s.state == PowerState::kOnGenerator ||
-               running_tasks.count(id) > 0;
+    n.served =
+        s.generator_running || s.state == PowerState::kOnGenerator || running_tasks.count(id) > 0;
     if (auto c = crew_of_site.find(id); c != crew_of_site.end()) n.current_crew = c->second;
     n.fixed_generator = s.cfg.fixed_generator;
     in.sites.push_back(std::move(n));
@@ -341,7 +342,8 @@ void Engine::Replan() {
   opts.budget_ms = config_.planner.budget_ms;
   opts.keep_margin_min = config_.planner.keep_margin_min;
   dispatch::Plan plan = dispatch::MakePlan(input, opts);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   ++counters_.plans;
   counters_.last_plan_ms = ms;
   counters_.total_plan_ms += ms;
@@ -424,8 +426,9 @@ void Engine::CheckEscalations() {
     escalated.insert(t.crew);
     ++counters_.escalations;
     Log("escalation", t.site, t.crew, t.id,
-        "not acknowledged within " + std::to_string(static_cast<int>(config_.planner.ack_timeout_min)) +
-            " min: crew " + t.crew + " set aside, its tasks re-planned; NOC please call the crew");
+        "not acknowledged within " +
+            std::to_string(static_cast<int>(config_.planner.ack_timeout_min)) + " min: crew " +
+            t.crew + " set aside, its tasks re-planned; NOC please call the crew");
   }
   if (!escalated.empty()) ScheduleReplan("escalation");
 }

@@ -27,8 +27,8 @@
 #include "app/config.hpp"
 #include "core/time.hpp"
 #include "dispatch/planner.hpp"
-#include "model/runtime.hpp"
 #include "modbus/poller.hpp"
+#include "model/runtime.hpp"
 #include "tasks/task_ledger.hpp"
 #include "web/web_server.hpp"
 
@@ -116,7 +116,7 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   std::optional<dispatch::Plan> last_plan_;
   core::TimePoint last_plan_at_{};
   std::map<core::SiteId, dispatch::Stop> planned_stop_;  // site -> its stop in the last plan
-  std::map<core::SiteId, core::CrewId> pins_;             // operator overrides
+  std::map<core::SiteId, core::CrewId> pins_;            // operator overrides
   std::map<core::SiteId, core::TimePoint> protected_vip_until_;
   std::map<core::SiteId, bool> held_;
 

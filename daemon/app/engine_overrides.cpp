@@ -2,10 +2,10 @@
 // state that lets a restarted daemon keep its outage clock.
 #include <nlohmann/json.hpp>
 
+#include "api/auth.hpp"
 #include "app/engine.hpp"
 #include "app/engine_state.hpp"
 #include "app/log.hpp"
-#include "api/auth.hpp"
 
 namespace sitepower::app {
 
@@ -78,18 +78,21 @@ core::Result<std::string> Engine::Override(const std::string& bearer_token,
   } else if (action == "crew_unavailable" || action == "crew_available") {
     if (auto s = need_crew(); !s.ok()) return s;
     crews_[crew]->unavailable = action == "crew_unavailable";
-    done = "crew " + crew + (action == "crew_unavailable" ? " marked unavailable" : " available again");
+    done = "crew " + crew +
+           (action == "crew_unavailable" ? " marked unavailable" : " available again");
   } else {
     return core::Status::InvalidArgument(
-        "action: expected pin|protect_vip|hold|cancel|clear|crew_unavailable|crew_available, got '" +
+        "action: expected pin|protect_vip|hold|cancel|clear|crew_unavailable|crew_available, got "
+        "'" +
         action + "'");
   }
   ++counters_.overrides;
-  store::AuditRecord audit{clock_.Now().time_since_epoch().count(), who, "noc", "override." + action,
-                           done + " (why: " + why + ")"};
+  store::AuditRecord audit{clock_.Now().time_since_epoch().count(), who, "noc",
+                           "override." + action, done + " (why: " + why + ")"};
   if (auto st = store_.AppendAudit(audit); !st.ok()) {
     LogLine(LogLevel::kError, "audit", {{"error", st.message()}});
-    return core::Status::Unavailable("override not applied: audit log write failed: " + st.message());
+    return core::Status::Unavailable("override not applied: audit log write failed: " +
+                                     st.message());
   }
   PersistOverrides();
   Log("override", site, crew, "", done + " by " + who + ": " + why);
@@ -100,14 +103,17 @@ core::Result<std::string> Engine::Override(const std::string& bearer_token,
 void Engine::PersistOverrides() {
   json pins = json::object(), vip = json::object(), held = json::array(), off = json::array();
   for (const auto& [site, crew] : pins_) pins[site] = crew;
-  for (const auto& [site, until] : protected_vip_until_) vip[site] = until.time_since_epoch().count();
+  for (const auto& [site, until] : protected_vip_until_)
+    vip[site] = until.time_since_epoch().count();
   for (const auto& [site, h] : held_)
     if (h) held.push_back(site);
   for (const auto& [id, c] : crews_)
     if (c->unavailable) off.push_back(id);
   store::Commit c;
-  c.kv.push_back({"overrides/all", json{{"pins", pins}, {"vip", vip}, {"held", held}, {"crews_off", off}}.dump()});
-  if (auto st = store_.Apply(c); !st.ok()) LogLine(LogLevel::kError, "store", {{"error", st.message()}});
+  c.kv.push_back({"overrides/all",
+                  json{{"pins", pins}, {"vip", vip}, {"held", held}, {"crews_off", off}}.dump()});
+  if (auto st = store_.Apply(c); !st.ok())
+    LogLine(LogLevel::kError, "store", {{"error", st.message()}});
 }
 
 void Engine::PersistSite(const SiteRuntime& s) {
@@ -145,7 +151,8 @@ void Engine::RestoreState() {
         protected_vip_until_[site] = core::TimePoint(core::Millis(ms.get<int64_t>()));
       for (const auto& site : held) held_[site.get<std::string>()] = true;
       for (const auto& crew : off)
-        if (crews_.count(crew.get<std::string>())) crews_[crew.get<std::string>()]->unavailable = true;
+        if (crews_.count(crew.get<std::string>()))
+          crews_[crew.get<std::string>()]->unavailable = true;
     }
   }
 }

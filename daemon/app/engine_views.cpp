@@ -22,35 +22,52 @@ int64_t Ms(TimePoint t) { return t.time_since_epoch().count(); }
 
 v1::Tier ToProto(core::Tier t) {
   switch (t) {
-    case core::Tier::kVip: return v1::TIER_VIP;
-    case core::Tier::kKey: return v1::TIER_KEY;
-    case core::Tier::kStandard: return v1::TIER_STANDARD;
+    case core::Tier::kVip:
+      return v1::TIER_VIP;
+    case core::Tier::kKey:
+      return v1::TIER_KEY;
+    case core::Tier::kStandard:
+      return v1::TIER_STANDARD;
   }
   return v1::TIER_UNSPECIFIED;
 }
 
 v1::PowerState ToProto(core::PowerState s) {
   switch (s) {
-    case core::PowerState::kUnknown: return v1::POWER_STATE_UNSPECIFIED;
-    case core::PowerState::kOnMains: return v1::POWER_STATE_ON_MAINS;
-    case core::PowerState::kOnBattery: return v1::POWER_STATE_ON_BATTERY;
-    case core::PowerState::kOnGenerator: return v1::POWER_STATE_ON_GENERATOR;
-    case core::PowerState::kDown: return v1::POWER_STATE_DOWN;
-    case core::PowerState::kStale: return v1::POWER_STATE_STALE;
+    case core::PowerState::kUnknown:
+      return v1::POWER_STATE_UNSPECIFIED;
+    case core::PowerState::kOnMains:
+      return v1::POWER_STATE_ON_MAINS;
+    case core::PowerState::kOnBattery:
+      return v1::POWER_STATE_ON_BATTERY;
+    case core::PowerState::kOnGenerator:
+      return v1::POWER_STATE_ON_GENERATOR;
+    case core::PowerState::kDown:
+      return v1::POWER_STATE_DOWN;
+    case core::PowerState::kStale:
+      return v1::POWER_STATE_STALE;
   }
   return v1::POWER_STATE_UNSPECIFIED;
 }
 
 std::string_view StatusName(tasks::TaskStatus s) {
   switch (s) {
-    case tasks::TaskStatus::kAssigned: return "assigned";
-    case tasks::TaskStatus::kAccepted: return "accepted";
-    case tasks::TaskStatus::kEnRoute: return "en_route";
-    case tasks::TaskStatus::kOnSite: return "on_site";
-    case tasks::TaskStatus::kGeneratorRunning: return "generator_running";
-    case tasks::TaskStatus::kReleased: return "released";
-    case tasks::TaskStatus::kCancelled: return "cancelled";
-    case tasks::TaskStatus::kDeclined: return "declined";
+    case tasks::TaskStatus::kAssigned:
+      return "assigned";
+    case tasks::TaskStatus::kAccepted:
+      return "accepted";
+    case tasks::TaskStatus::kEnRoute:
+      return "en_route";
+    case tasks::TaskStatus::kOnSite:
+      return "on_site";
+    case tasks::TaskStatus::kGeneratorRunning:
+      return "generator_running";
+    case tasks::TaskStatus::kReleased:
+      return "released";
+    case tasks::TaskStatus::kCancelled:
+      return "cancelled";
+    case tasks::TaskStatus::kDeclined:
+      return "declined";
   }
   return "assigned";
 }
@@ -130,7 +147,8 @@ void Engine::PublishViews() {
     if (auto p = pins_.find(id); p != pins_.end()) ov = "pinned to " + p->second;
     if (auto v = protected_vip_until_.find(id); v != protected_vip_until_.end() && v->second > now)
       ov += (ov.empty() ? "" : "; ") + std::string("VIP until ") + FormatTime(v->second);
-    if (auto h = held_.find(id); h != held_.end() && h->second) ov += (ov.empty() ? "" : "; ") + std::string("held");
+    if (auto h = held_.find(id); h != held_.end() && h->second)
+      ov += (ov.empty() ? "" : "; ") + std::string("held");
     if (!ov.empty()) j["override"] = ov;
     sites.push_back(std::move(j));
   }
@@ -230,9 +248,15 @@ void Engine::PublishViews() {
             {"travel_min", last_plan_->objective.travel_min},
             {"unserved", last_plan_->unserved}};
   }
-  json state = {{"version", version_},  {"now_unix_ms", Ms(now)}, {"offset_min", config_.utc_offset_min},
-                {"scenario", config_.name}, {"speed", clock_.Speed()}, {"sites", sites},
-                {"crews", crews},       {"queue", queue},       {"events", events},
+  json state = {{"version", version_},
+                {"now_unix_ms", Ms(now)},
+                {"offset_min", config_.utc_offset_min},
+                {"scenario", config_.name},
+                {"speed", clock_.Speed()},
+                {"sites", sites},
+                {"crews", crews},
+                {"queue", queue},
+                {"events", events},
                 {"plan", plan}};
   std::string text = state.dump();
   {
@@ -280,18 +304,18 @@ std::string Engine::MetricsText() {
     m << "sitepower_poll_errors_by_map_total{map=\"" << map << "\"} "
       << (counters_.errors_by_map.count(map) ? counters_.errors_by_map.at(map) : 0) << "\n";
   std::map<std::string, int> by_state;
-  for (auto s : {core::PowerState::kUnknown, core::PowerState::kOnMains,
-                 core::PowerState::kOnBattery, core::PowerState::kOnGenerator,
-                 core::PowerState::kDown, core::PowerState::kStale})
+  for (auto s :
+       {core::PowerState::kUnknown, core::PowerState::kOnMains, core::PowerState::kOnBattery,
+        core::PowerState::kOnGenerator, core::PowerState::kDown, core::PowerState::kStale})
     by_state[std::string(core::PowerStateName(s))] = 0;
   for (const auto& [id, s] : sites_) ++by_state[std::string(core::PowerStateName(s->state))];
   m << "# HELP sitepower_sites Sites per power state.\n# TYPE sitepower_sites gauge\n";
   for (const auto& [state, n] : by_state)
     m << "sitepower_sites{state=\"" << state << "\"} " << n << "\n";
   std::map<std::string, int> by_task;
-  for (auto s : {tasks::TaskStatus::kAssigned, tasks::TaskStatus::kAccepted,
-                 tasks::TaskStatus::kEnRoute, tasks::TaskStatus::kOnSite,
-                 tasks::TaskStatus::kGeneratorRunning})
+  for (auto s :
+       {tasks::TaskStatus::kAssigned, tasks::TaskStatus::kAccepted, tasks::TaskStatus::kEnRoute,
+        tasks::TaskStatus::kOnSite, tasks::TaskStatus::kGeneratorRunning})
     by_task[std::string(StatusName(s))] = 0;
   for (const auto& t : ledger_.OpenTasks()) ++by_task[std::string(StatusName(t.status))];
   m << "# HELP sitepower_tasks Open tasks per status.\n# TYPE sitepower_tasks gauge\n";

@@ -28,10 +28,10 @@ int main(int argc, char** argv) {
       check = true;
     } else if (a == "--log-level" && i + 1 < argc) {
       std::string l = argv[++i];
-      SetLogLevel(l == "debug" ? LogLevel::kDebug
+      SetLogLevel(l == "debug"     ? LogLevel::kDebug
                   : l == "warning" ? LogLevel::kWarning
-                  : l == "error" ? LogLevel::kError
-                                 : LogLevel::kInfo);
+                  : l == "error"   ? LogLevel::kError
+                                   : LogLevel::kInfo);
     } else if (a == "--help" || a == "-h") {
       Usage();
       return 0;

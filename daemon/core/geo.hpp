@@ -14,8 +14,8 @@ inline constexpr double kEarthRadiusKm = 6371.0;
 double HaversineKm(LatLon a, LatLon b);
 
 struct TravelModel {
-  double speed_kmh = 40;    // default crew speed
-  double road_factor = 1.5; // road distance / great-circle distance
+  double speed_kmh = 40;     // default crew speed
+  double road_factor = 1.5;  // road distance / great-circle distance
 };
 
 // Travel minutes between two points: haversine x road_factor / speed.

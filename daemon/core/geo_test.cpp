@@ -14,8 +14,7 @@ TEST(GeoTest, HaversineKnownDistance) {
 TEST(GeoTest, TravelMinutesFollowsFormatMd) {
   TravelModel m{40, 1.5};
   double km = HaversineKm({38.9156, 111.8495}, {38.9201, 111.8553});
-  EXPECT_NEAR(TravelMinutes({38.9156, 111.8495}, {38.9201, 111.8553}, m), km * 1.5 / 40 * 60,
-              1e-9);
+  EXPECT_NEAR(TravelMinutes({38.9156, 111.8495}, {38.9201, 111.8553}, m), km * 1.5 / 40 * 60, 1e-9);
   EXPECT_NEAR(TravelMinutes({0, 0}, {1, 0}, m, 80), 111.195 * 1.5 / 80 * 60, 0.01);
 }
 

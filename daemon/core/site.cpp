@@ -4,9 +4,12 @@ namespace sitepower::core {
 
 std::string_view TierName(Tier t) {
   switch (t) {
-    case Tier::kVip: return "vip";
-    case Tier::kKey: return "key";
-    case Tier::kStandard: return "standard";
+    case Tier::kVip:
+      return "vip";
+    case Tier::kKey:
+      return "key";
+    case Tier::kStandard:
+      return "standard";
   }
   return "standard";
 }
@@ -20,12 +23,18 @@ std::optional<Tier> ParseTier(std::string_view s) {
 
 std::string_view PowerStateName(PowerState s) {
   switch (s) {
-    case PowerState::kUnknown: return "unknown";
-    case PowerState::kOnMains: return "on_mains";
-    case PowerState::kOnBattery: return "on_battery";
-    case PowerState::kOnGenerator: return "on_generator";
-    case PowerState::kDown: return "down";
-    case PowerState::kStale: return "stale";
+    case PowerState::kUnknown:
+      return "unknown";
+    case PowerState::kOnMains:
+      return "on_mains";
+    case PowerState::kOnBattery:
+      return "on_battery";
+    case PowerState::kOnGenerator:
+      return "on_generator";
+    case PowerState::kDown:
+      return "down";
+    case PowerState::kStale:
+      return "stale";
   }
   return "unknown";
 }

@@ -14,7 +14,7 @@ using CrewId = std::string;  // e.g. "A1"
 using TaskId = std::string;  // e.g. "T-000042"; unique for the life of a store
 
 enum class Tier { kVip, kKey, kStandard };
-std::string_view TierName(Tier t);               // "vip" | "key" | "standard"
+std::string_view TierName(Tier t);                // "vip" | "key" | "standard"
 std::optional<Tier> ParseTier(std::string_view);  // nullopt if unknown
 
 // Importance weights per tier (FORMAT.md defaults 100 / 10 / 1).
@@ -43,13 +43,13 @@ std::optional<Chemistry> ParseChemistry(std::string_view);
 // One battery bank as its nameplate and site survey describe it.
 struct BatterySpec {
   Chemistry chemistry = Chemistry::kVrla;
-  int cells = 24;              // cells in series
-  double capacity_ah = 100;    // rated capacity of one string at rated_hours
-  double rated_hours = 10;     // hour rate of that rating (C10 -> 10, C20 -> 20, C8 -> 8)
-  int strings = 1;             // parallel strings
-  double soh = 1.0;            // state of health, fraction of rated capacity left (0..1]
-  double soc = 1.0;            // state of charge at outage start (0..1]
-  double temp_c = 25;          // battery temperature
+  int cells = 24;                // cells in series
+  double capacity_ah = 100;      // rated capacity of one string at rated_hours
+  double rated_hours = 10;       // hour rate of that rating (C10 -> 10, C20 -> 20, C8 -> 8)
+  int strings = 1;               // parallel strings
+  double soh = 1.0;              // state of health, fraction of rated capacity left (0..1]
+  double soc = 1.0;              // state of charge at outage start (0..1]
+  double temp_c = 25;            // battery temperature
   double end_v_per_cell = 1.80;  // low-voltage disconnect per cell
   // Optional datasheet table of this battery: rows of {load, minutes} at
   // table_end_v_per_cell and 25 C; load is amperes per string when

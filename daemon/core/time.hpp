@@ -17,9 +17,7 @@ using Millis = std::chrono::milliseconds;
 using Minutes = std::chrono::duration<double, std::ratio<60>>;
 
 inline double ToMinutes(Millis d) { return std::chrono::duration_cast<Minutes>(d).count(); }
-inline Millis FromMinutes(double min) {
-  return std::chrono::duration_cast<Millis>(Minutes(min));
-}
+inline Millis FromMinutes(double min) { return std::chrono::duration_cast<Millis>(Minutes(min)); }
 
 // A parsed ISO 8601 instant and the UTC offset it was written with.
 struct ZonedTime {

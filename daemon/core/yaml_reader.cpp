@@ -87,16 +87,21 @@ std::optional<double> YamlMap::Number(const std::string& key, bool required,
   if (!n.IsDefined()) return std::nullopt;
   double v;
   if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !std::isfinite(v)) {
-    errors_.Add(n, PathOf(key), "expected a number, got '" + (n.IsScalar() ? n.Scalar() : "?") + "'");
+    errors_.Add(n, PathOf(key),
+                "expected a number, got '" + (n.IsScalar() ? n.Scalar() : "?") + "'");
     return std::nullopt;
   }
   if ((min && v < *min) || (max && v > *max)) {
     std::ostringstream m;
     m << "value " << v << " out of range";
-    if (min) m << " [" << *min;
-    else m << " (-inf";
-    if (max) m << ", " << *max << "]";
-    else m << ", inf)";
+    if (min)
+      m << " [" << *min;
+    else
+      m << " (-inf";
+    if (max)
+      m << ", " << *max << "]";
+    else
+      m << ", inf)";
     errors_.Add(n, PathOf(key), m.str());
     return std::nullopt;
   }
@@ -110,7 +115,8 @@ std::optional<long long> YamlMap::Integer(const std::string& key, bool required,
   if (!n.IsDefined()) return std::nullopt;
   long long v;
   if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) {
-    errors_.Add(n, PathOf(key), "expected an integer, got '" + (n.IsScalar() ? n.Scalar() : "?") + "'");
+    errors_.Add(n, PathOf(key),
+                "expected an integer, got '" + (n.IsScalar() ? n.Scalar() : "?") + "'");
     return std::nullopt;
   }
   if ((min && v < *min) || (max && v > *max)) {
@@ -131,8 +137,7 @@ std::optional<bool> YamlMap::Bool(const std::string& key, bool required) {
   return v;
 }
 
-std::optional<std::vector<std::string>> YamlMap::StringList(const std::string& key,
-                                                            bool required) {
+std::optional<std::vector<std::string>> YamlMap::StringList(const std::string& key, bool required) {
   YAML::Node n = Child(key, required);
   if (!n.IsDefined()) return std::nullopt;
   if (!n.IsSequence()) {

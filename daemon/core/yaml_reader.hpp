@@ -62,8 +62,7 @@ class YamlMap {
                                    std::optional<long long> min = std::nullopt,
                                    std::optional<long long> max = std::nullopt);
   std::optional<bool> Bool(const std::string& key, bool required = false);
-  std::optional<std::vector<std::string>> StringList(const std::string& key,
-                                                     bool required = false);
+  std::optional<std::vector<std::string>> StringList(const std::string& key, bool required = false);
   // "[lat, lon]" in degrees, range-checked.
   std::optional<LatLon> Location(const std::string& key, bool required = false);
   // The raw child (marked as read); an undefined Node when absent.

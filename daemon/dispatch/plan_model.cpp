@@ -18,25 +18,28 @@ std::string Duration(double min) {
   if (min < 0) return "-" + Duration(-min);
   char buf[32];
   int total = static_cast<int>(std::lround(min));
-  if (total < 60) std::snprintf(buf, sizeof buf, "%d min", total);
-  else std::snprintf(buf, sizeof buf, "%d h %02d", total / 60, total % 60);
+  if (total < 60)
+    std::snprintf(buf, sizeof buf, "%d min", total);
+  else
+    std::snprintf(buf, sizeof buf, "%d h %02d", total / 60, total % 60);
   return buf;
 }
 
 }  // namespace
 
-PlanModel::PlanModel(const PlanInput& in, double keep_margin_min) : in_(in), keep_margin_min_(keep_margin_min) {
+PlanModel::PlanModel(const PlanInput& in, double keep_margin_min)
+    : in_(in), keep_margin_min_(keep_margin_min) {
   const core::TimePoint now = in.now;
-  const double horizon = in.horizon_end == core::TimePoint{}
-                             ? 24 * 60.0
-                             : MinutesFrom(now, in.horizon_end);
+  const double horizon =
+      in.horizon_end == core::TimePoint{} ? 24 * 60.0 : MinutesFrom(now, in.horizon_end);
   std::map<core::SiteId, int> index;
   for (size_t i = 0; i < in.sites.size(); ++i) index[in.sites[i].id] = static_cast<int>(i);
   std::set<core::SiteId> held(in.held.begin(), in.held.end());
   std::vector<std::vector<int>> fed_by(in.sites.size());
   for (size_t i = 0; i < in.sites.size(); ++i)
     for (const auto& f : in.sites[i].feeds)
-      if (auto it = index.find(f); it != index.end()) fed_by[it->second].push_back(static_cast<int>(i));
+      if (auto it = index.find(f); it != index.end())
+        fed_by[it->second].push_back(static_cast<int>(i));
 
   sites_.resize(in.sites.size());
   for (size_t i = 0; i < in.sites.size(); ++i) {
@@ -152,7 +155,8 @@ std::vector<double> PlanModel::RunningTimes(const Routes& routes, double* travel
 
 namespace {
 // Length of the union of the intervals of `upstream` sites in `own`.
-double UnionDown(const std::vector<int>& upstream, const std::vector<std::pair<double, double>>& own,
+double UnionDown(const std::vector<int>& upstream,
+                 const std::vector<std::pair<double, double>>& own,
                  std::vector<std::pair<double, double>>& scratch) {
   scratch.clear();
   for (int u : upstream)
@@ -224,15 +228,19 @@ Plan PlanModel::ToPlan(const Routes& routes) const {
       stop.running_at = in_.now + core::FromMinutes(run);
       stop.deadline = in_.now + core::FromMinutes(si.deadline);
       stop.margin_min = si.deadline - run;
-      std::string r = n.tier == core::Tier::kVip ? "VIP" : n.tier == core::Tier::kKey ? "key" : "standard";
+      std::string r = n.tier == core::Tier::kVip   ? "VIP"
+                      : n.tier == core::Tier::kKey ? "key"
+                                                   : "standard";
       if (!n.feeds.empty()) r += ", feeds " + std::to_string(n.feeds.size()) + " sites";
       if (si.pinned_crew >= 0) r += ", pinned by NOC";
-      r += std::string("; ") + (si.uses_p10 ? "P10" : "P50") + " runtime " +
-           Duration(si.deadline) + "; " + cr.crew + " arrives " +
-           core::FormatHhMm(stop.eta, in_.offset_min) + ", ";
-      if (si.end <= si.deadline) r += "mains due back before the battery ends";
-      else if (stop.margin_min >= 0) r += Duration(stop.margin_min) + " margin";
-      else r += "generator " + Duration(-stop.margin_min) + " after predicted end";
+      r += std::string("; ") + (si.uses_p10 ? "P10" : "P50") + " runtime " + Duration(si.deadline) +
+           "; " + cr.crew + " arrives " + core::FormatHhMm(stop.eta, in_.offset_min) + ", ";
+      if (si.end <= si.deadline)
+        r += "mains due back before the battery ends";
+      else if (stop.margin_min >= 0)
+        r += Duration(stop.margin_min) + " margin";
+      else
+        r += "generator " + Duration(-stop.margin_min) + " after predicted end";
       stop.reason = std::move(r);
       cr.stops.push_back(std::move(stop));
       served[s] = true;

@@ -37,19 +37,19 @@ class PlanModel {
     double deadline = 0;  // minutes from now, P10 or P50 (see planner.hpp)
     bool uses_p10 = false;
     double deadline_p10 = 0;  // minutes from now
-    double end = 0;       // minutes from now: mains restore or horizon
+    double end = 0;           // minutes from now: mains restore or horizon
     double hookup = 15;
     double weight = 1;
     bool vip = false;
-    bool needs = false;   // to be planned
+    bool needs = false;  // to be planned
     bool can_go_down = true;
     int pinned_crew = -1;
-    int current_crew = -1;  // crew holding its open task now
+    int current_crew = -1;      // crew holding its open task now
     std::vector<int> upstream;  // this site and every site that feeds it, transitively
   };
   struct CrewInfo {
-    double start = 0;   // minutes from now when it can leave
-    double gone = 1e18; // minutes from now when it becomes unavailable
+    double start = 0;    // minutes from now when it can leave
+    double gone = 1e18;  // minutes from now when it becomes unavailable
     double speed = 40;
     int generators = 0;
     std::vector<int> committed;

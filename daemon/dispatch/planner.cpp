@@ -68,7 +68,8 @@ void RegretInsert(const PlanModel& m, Routes& routes, std::vector<int> pending) 
       }
     }
     if (pick < 0) return;  // the rest cannot be improved by a visit
-    routes[pick_ins.crew].insert(routes[pick_ins.crew].begin() + static_cast<long>(pick_ins.pos), pick);
+    routes[pick_ins.crew].insert(routes[pick_ins.crew].begin() + static_cast<long>(pick_ins.pos),
+                                 pick);
     pending.erase(std::find(pending.begin(), pending.end(), pick));
   }
 }
@@ -86,7 +87,8 @@ void Improve(const PlanModel& m, Routes& routes, long budget) {
         routes[c].erase(routes[c].begin() + static_cast<long>(i));
         bool moved = false;
         for (int d = 0; d < m.crew_count() && !moved; ++d) {
-          if (!m.CanServe(d, site) || (d != c && static_cast<int>(routes[d].size()) >= m.Capacity(d)))
+          if (!m.CanServe(d, site) ||
+              (d != c && static_cast<int>(routes[d].size()) >= m.Capacity(d)))
             continue;
           for (size_t pos = m.FixedPrefix(d); pos <= routes[d].size() && !moved; ++pos) {
             if (d == c && pos == i) continue;

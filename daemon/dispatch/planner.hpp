@@ -26,8 +26,8 @@ struct SiteNeed {
   double hookup_min = 15;
   core::TimePoint mains_fail_at{};  // may be in the future for an announced outage
   core::TimePoint deadline_p10{}, deadline_p50{}, deadline_p90{};  // battery at end voltage
-  std::optional<core::TimePoint> mains_restore_at;  // when known (offline plans)
-  bool served = false;           // generator running or mains back: not planned, still feeds
+  std::optional<core::TimePoint> mains_restore_at;                 // when known (offline plans)
+  bool served = false;  // generator running or mains back: not planned, still feeds
   // Crew that holds this site's open task now. Moving it to another crew costs
   // Options::keep_margin_min (in the secondary criterion), so a task stays with
   // its crew unless moving it saves down time, or more risk/travel than that.
@@ -77,7 +77,7 @@ struct Stop {
   core::SiteId site;
   core::TimePoint eta{}, running_at{}, deadline{};
   double margin_min = 0;  // deadline - running_at
-  std::string reason;     // for operators: "VIP; P10 runtime 1 h 40; B1 arrives 09:12, 28 min margin"
+  std::string reason;  // for operators: "VIP; P10 runtime 1 h 40; B1 arrives 09:12, 28 min margin"
 };
 
 struct CrewRoute {

@@ -157,7 +157,7 @@ TEST(PlannerTest, RespectsGeneratorCountsPinsHeldAndCommitted) {
   EXPECT_EQ(p.routes[1].stops[0].site, "S4");  // committed stays at the head
   for (const auto& r : p.routes)
     for (const auto& s : r.stops) {
-      EXPECT_NE(s.site, "S3");                    // held
+      EXPECT_NE(s.site, "S3");  // held
       if (s.site == "S2") {
         EXPECT_EQ(r.crew, "B");  // pinned
       }
@@ -192,9 +192,9 @@ TEST(PlannerTest, MatchesExactOptimumOnRandomTinyInstances) {
     PlanInput in = Base();
     int n = 4 + k % 3;  // 4..6 sites
     for (int i = 0; i < n; ++i) {
-      SiteNeed s = Site("S" + std::to_string(i), u(rng), u(rng),
-                        i == 0 ? core::Tier::kVip : (i == 1 ? core::Tier::kKey : core::Tier::kStandard),
-                        d(rng));
+      SiteNeed s = Site(
+          "S" + std::to_string(i), u(rng), u(rng),
+          i == 0 ? core::Tier::kVip : (i == 1 ? core::Tier::kKey : core::Tier::kStandard), d(rng));
       if (i == 1 && k % 2 == 0) s.feeds = {"S2"};
       in.sites.push_back(s);
     }
@@ -206,9 +206,10 @@ TEST(PlannerTest, MatchesExactOptimumOnRandomTinyInstances) {
     so.algorithm = Algorithm::kSeedRule;
     Plan seed = MakePlan(in, so);
     EXPECT_EQ(p.objective.vip_down, opt.vip_down) << "instance " << k;
-    double gap = opt.weighted_down_min > 0
-                     ? (p.objective.weighted_down_min - opt.weighted_down_min) / opt.weighted_down_min
-                     : (p.objective.weighted_down_min > 1e-6 ? 1.0 : 0.0);
+    double gap =
+        opt.weighted_down_min > 0
+            ? (p.objective.weighted_down_min - opt.weighted_down_min) / opt.weighted_down_min
+            : (p.objective.weighted_down_min > 1e-6 ? 1.0 : 0.0);
     gap_sum += gap;
     ++instances;
     if (opt.BetterThan(seed.objective) &&
@@ -219,9 +220,10 @@ TEST(PlannerTest, MatchesExactOptimumOnRandomTinyInstances) {
     }
   }
   double mean_gap = gap_sum / instances;
-  std::printf("tiny instances: %d, mean gap to optimum %.3f %%, seed rule suboptimal on %d, "
-              "planner better on %d of those\n",
-              instances, mean_gap * 100, seed_worse, seed_beaten);
+  std::printf(
+      "tiny instances: %d, mean gap to optimum %.3f %%, seed rule suboptimal on %d, "
+      "planner better on %d of those\n",
+      instances, mean_gap * 100, seed_worse, seed_beaten);
   EXPECT_LE(mean_gap, 0.01);
   EXPECT_EQ(seed_beaten, seed_worse);
 }

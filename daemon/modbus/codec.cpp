@@ -10,9 +10,17 @@ bool IsBitFunction(Function f) {
 
 std::vector<uint8_t> EncodeReadRequest(uint16_t tid, uint8_t unit, Function fc, uint16_t address,
                                        uint16_t count) {
-  return {static_cast<uint8_t>(tid >> 8), static_cast<uint8_t>(tid & 0xFF), 0, 0, 0, 6, unit,
-          static_cast<uint8_t>(fc),       static_cast<uint8_t>(address >> 8),
-          static_cast<uint8_t>(address & 0xFF), static_cast<uint8_t>(count >> 8),
+  return {static_cast<uint8_t>(tid >> 8),
+          static_cast<uint8_t>(tid & 0xFF),
+          0,
+          0,
+          0,
+          6,
+          unit,
+          static_cast<uint8_t>(fc),
+          static_cast<uint8_t>(address >> 8),
+          static_cast<uint8_t>(address & 0xFF),
+          static_cast<uint8_t>(count >> 8),
           static_cast<uint8_t>(count & 0xFF)};
 }
 
@@ -27,21 +35,38 @@ core::Result<MbapHeader> DecodeMbapHeader(std::span<const uint8_t> h) {
     return core::Status::InvalidArgument("MBAP protocol id " + std::to_string(m.protocol_id) +
                                          " is not Modbus (0): garbage on the wire");
   if (m.length < 2 || m.length > 254)
-    return core::Status::InvalidArgument("MBAP length " + std::to_string(m.length) + " out of range");
+    return core::Status::InvalidArgument("MBAP length " + std::to_string(m.length) +
+                                         " out of range");
   return m;
 }
 
 std::string ExceptionName(uint8_t code) {
   const char* name = "unknown";
   switch (code) {
-    case 1: name = "illegal function"; break;
-    case 2: name = "illegal data address"; break;
-    case 3: name = "illegal data value"; break;
-    case 4: name = "server device failure"; break;
-    case 5: name = "acknowledge"; break;
-    case 6: name = "server device busy"; break;
-    case 10: name = "gateway path unavailable"; break;
-    case 11: name = "gateway target failed to respond"; break;
+    case 1:
+      name = "illegal function";
+      break;
+    case 2:
+      name = "illegal data address";
+      break;
+    case 3:
+      name = "illegal data value";
+      break;
+    case 4:
+      name = "server device failure";
+      break;
+    case 5:
+      name = "acknowledge";
+      break;
+    case 6:
+      name = "server device busy";
+      break;
+    case 10:
+      name = "gateway path unavailable";
+      break;
+    case 11:
+      name = "gateway target failed to respond";
+      break;
   }
   char buf[64];
   std::snprintf(buf, sizeof buf, "exception 0x%02X (%s)", code, name);

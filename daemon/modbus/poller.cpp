@@ -22,7 +22,11 @@ using asio::ip::tcp;
 
 struct Poller::Device : std::enable_shared_from_this<Device> {
   Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m)
-      : spec(std::move(s)), map(m), socket(io), deadline(io), tick(io),
+      : spec(std::move(s)),
+        map(m),
+        socket(io),
+        deadline(io),
+        tick(io),
         rng(static_cast<unsigned>(std::hash<std::string>()(spec.site))) {}
   DeviceSpec spec;
   const RegisterMap& map;
@@ -80,17 +84,20 @@ awaitable<core::Result<std::vector<uint16_t>>> Transact(DevicePtr d, ReadBlock b
   boost::system::error_code ec;
   d->timed_out = false;
   ArmDeadline(d, timeout);
-  co_await asio::async_write(d->socket, asio::buffer(req), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(d->socket, asio::buffer(req),
+                             asio::redirect_error(asio::use_awaitable, ec));
   std::array<uint8_t, kMbapHeaderSize> head{};
   if (!ec)
-    co_await asio::async_read(d->socket, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_read(d->socket, asio::buffer(head),
+                              asio::redirect_error(asio::use_awaitable, ec));
   core::Result<MbapHeader> h = core::Status::Internal("no header");
   std::vector<uint8_t> pdu;
   if (!ec) {
     h = DecodeMbapHeader(head);
     if (h.ok()) {
       pdu.resize(h->length - 1);
-      co_await asio::async_read(d->socket, asio::buffer(pdu), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_read(d->socket, asio::buffer(pdu),
+                                asio::redirect_error(asio::use_awaitable, ec));
     }
   }
   d->deadline.cancel();
@@ -100,11 +107,10 @@ awaitable<core::Result<std::vector<uint16_t>>> Transact(DevicePtr d, ReadBlock b
   if (ec) co_return core::Status::Unavailable(where + ": " + ec.message());
   if (!h.ok()) co_return h.status().WithContext(where);
   if (h->transaction_id != tid || h->unit != d->spec.unit)
-    co_return core::Status::InvalidArgument(where + ": reply for transaction " +
-                                            std::to_string(h->transaction_id) + " unit " +
-                                            std::to_string(h->unit) + ", expected " +
-                                            std::to_string(tid) + " unit " +
-                                            std::to_string(d->spec.unit));
+    co_return core::Status::InvalidArgument(
+        where + ": reply for transaction " + std::to_string(h->transaction_id) + " unit " +
+        std::to_string(h->unit) + ", expected " + std::to_string(tid) + " unit " +
+        std::to_string(d->spec.unit));
   auto values = DecodeReadResponse(pdu, b.fc, b.count);
   if (!values.ok()) co_return values.status().WithContext(where);
   co_return values;
@@ -112,8 +118,8 @@ awaitable<core::Result<std::vector<uint16_t>>> Transact(DevicePtr d, ReadBlock b
 
 awaitable<core::Status> CheckSunSpecMarker(DevicePtr d, core::Millis timeout) {
   if (!d->map.sunspec_marker) co_return core::Status::Ok();
-  auto r = co_await Transact(d, ReadBlock{Function::kReadHoldingRegisters, d->map.sunspec_marker, 2},
-                             timeout);
+  auto r = co_await Transact(
+      d, ReadBlock{Function::kReadHoldingRegisters, d->map.sunspec_marker, 2}, timeout);
   if (!r.ok()) co_return r.status();
   if ((*r)[0] != 0x5375 || (*r)[1] != 0x6E53)
     co_return core::Status::FailedPrecondition("no SunSpec \"SunS\" marker at register " +
@@ -127,14 +133,15 @@ namespace {
 
 void ArmDeadline(const std::shared_ptr<Poller::Device>& d, core::Millis timeout) {
   d->deadline.expires_after(timeout);
-  d->deadline.async_wait([weak = std::weak_ptr<Poller::Device>(d)](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: the operation finished in time
-    if (auto dev = weak.lock()) {
-      dev->timed_out = true;
-      boost::system::error_code ignored;
-      dev->socket.close(ignored);
-    }
-  });
+  d->deadline.async_wait(
+      [weak = std::weak_ptr<Poller::Device>(d)](const boost::system::error_code& ec) {
+        if (ec) return;  // cancelled: the operation finished in time
+        if (auto dev = weak.lock()) {
+          dev->timed_out = true;
+          boost::system::error_code ignored;
+          dev->socket.close(ignored);
+        }
+      });
 }
 
 // Exponential backoff with +-20 % jitter after consecutive failures, capped at
@@ -164,8 +171,10 @@ awaitable<void> PollLoop(std::shared_ptr<Poller::Device> d, const core::Clock* c
     std::vector<std::vector<uint16_t>> data;
     for (size_t i = 0; st.ok() && i < d->map.blocks.size() && !d->stopped; ++i) {
       auto r = co_await detail::Transact(d, d->map.blocks[i], options.timeout);
-      if (r.ok()) data.push_back(std::move(*r));
-      else st = r.status();
+      if (r.ok())
+        data.push_back(std::move(*r));
+      else
+        st = r.status();
     }
     if (d->stopped) co_return;
     Reading reading;
@@ -199,11 +208,15 @@ Poller::~Poller() { Stop(); }
 
 core::Status Poller::AddDevice(const DeviceSpec& spec) {
   const RegisterMap* map = maps_.Find(spec.map);
-  if (!map) return core::Status::InvalidArgument("site " + spec.site + ": unknown register map '" + spec.map + "'");
-  if (spec.host.empty()) return core::Status::InvalidArgument("site " + spec.site + ": controller host is empty");
+  if (!map)
+    return core::Status::InvalidArgument("site " + spec.site + ": unknown register map '" +
+                                         spec.map + "'");
+  if (spec.host.empty())
+    return core::Status::InvalidArgument("site " + spec.site + ": controller host is empty");
   if (spec.unit < 0 || spec.unit > 255)
     return core::Status::InvalidArgument("site " + spec.site + ": unit id out of range");
-  if (devices_.count(spec.site)) return core::Status::AlreadyExists("site " + spec.site + ": polled twice");
+  if (devices_.count(spec.site))
+    return core::Status::AlreadyExists("site " + spec.site + ": polled twice");
   auto d = std::make_shared<Device>(io_, spec, *map);
   devices_[spec.site] = d;
   if (started_) asio::co_spawn(io_, PollLoop(d, &clock_, options_, sink_), asio::detached);
@@ -220,7 +233,8 @@ void Poller::SetFastPoll(const core::SiteId& site, bool fast) {
 void Poller::Start() {
   if (started_) return;
   started_ = true;
-  for (auto& [site, d] : devices_) asio::co_spawn(io_, PollLoop(d, &clock_, options_, sink_), asio::detached);
+  for (auto& [site, d] : devices_)
+    asio::co_spawn(io_, PollLoop(d, &clock_, options_, sink_), asio::detached);
 }
 
 void Poller::Stop() {

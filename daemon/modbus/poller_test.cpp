@@ -45,14 +45,26 @@ TEST(PollerTest, ReadsHealthyDevicesWhileBadOnesFail) {
   opts.on_battery_interval = core::Millis(40);
   opts.timeout = core::Millis(300);
   Collected got;
-  Poller poller(io, clock, *maps, opts, [&got](const core::SiteId& s, const Reading& r) {
-    got.all.emplace_back(s, r);
-  });
-  ASSERT_TRUE(poller.AddDevice({"GOOD", "127.0.0.1", static_cast<uint16_t>(farm.port(good)), 1, "sunspec-802"}).ok());
-  ASSERT_TRUE(poller.AddDevice({"MUTE", "127.0.0.1", static_cast<uint16_t>(farm.port(mute)), 1, "sunspec-802"}).ok());
-  ASSERT_TRUE(poller.AddDevice({"EXC", "127.0.0.1", static_cast<uint16_t>(farm.port(broken)), 1, "sunspec-802"}).ok());
-  ASSERT_TRUE(poller.AddDevice({"JUNK", "127.0.0.1", static_cast<uint16_t>(farm.port(junk)), 1, "sunspec-802"}).ok());
-  ASSERT_TRUE(poller.AddDevice({"DEAD", "127.0.0.1", 1, 1, "sunspec-802"}).ok());  // nothing listens
+  Poller poller(io, clock, *maps, opts,
+                [&got](const core::SiteId& s, const Reading& r) { got.all.emplace_back(s, r); });
+  ASSERT_TRUE(poller
+                  .AddDevice({"GOOD", "127.0.0.1", static_cast<uint16_t>(farm.port(good)), 1,
+                              "sunspec-802"})
+                  .ok());
+  ASSERT_TRUE(poller
+                  .AddDevice({"MUTE", "127.0.0.1", static_cast<uint16_t>(farm.port(mute)), 1,
+                              "sunspec-802"})
+                  .ok());
+  ASSERT_TRUE(poller
+                  .AddDevice({"EXC", "127.0.0.1", static_cast<uint16_t>(farm.port(broken)), 1,
+                              "sunspec-802"})
+                  .ok());
+  ASSERT_TRUE(poller
+                  .AddDevice({"JUNK", "127.0.0.1", static_cast<uint16_t>(farm.port(junk)), 1,
+                              "sunspec-802"})
+                  .ok());
+  ASSERT_TRUE(
+      poller.AddDevice({"DEAD", "127.0.0.1", 1, 1, "sunspec-802"}).ok());  // nothing listens
   EXPECT_FALSE(poller.AddDevice({"X", "127.0.0.1", 502, 1, "no-such-map"}).ok());
   poller.Start();
   // Run until the mute device has failed twice: the healthy one must have been
@@ -69,7 +81,8 @@ TEST(PollerTest, ReadsHealthyDevicesWhileBadOnesFail) {
   for (const auto& [site, r] : got.all) {
     if (site == "GOOD") {
       EXPECT_NEAR(r.battery_voltage_v.value, 48.12, 1e-6);
-      EXPECT_NEAR(r.battery_current_a.value, 51.2, 1e-6);  // discharge-positive after the map's invert
+      EXPECT_NEAR(r.battery_current_a.value, 51.2,
+                  1e-6);  // discharge-positive after the map's invert
       EXPECT_NEAR(r.soc_pct.value, 77, 1e-9);
       EXPECT_NEAR(r.battery_temp_c.value, 4.5, 1e-9);
       EXPECT_EQ(r.mains_ok.value, 0);

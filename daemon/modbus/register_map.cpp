@@ -15,9 +15,10 @@ namespace sitepower::modbus {
 
 const std::vector<std::string>& PointNames() {
   static const std::vector<std::string> kNames = {
-      "mains_ok",     "battery_voltage_v", "battery_current_a", "battery_temp_c",
-      "soc_pct",      "remaining_ah",      "lvd_v",             "lvd_open",
-      "generator_running", "alarms"};
+      "mains_ok",       "battery_voltage_v", "battery_current_a",
+      "battery_temp_c", "soc_pct",           "remaining_ah",
+      "lvd_v",          "lvd_open",          "generator_running",
+      "alarms"};
   return kNames;
 }
 
@@ -106,14 +107,21 @@ core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::s
     static const std::map<std::string, ValueType> kTypes = {
         {"u16", ValueType::kU16}, {"s16", ValueType::kS16}, {"u32", ValueType::kU32},
         {"s32", ValueType::kS32}, {"f32", ValueType::kF32}, {"bit", ValueType::kBit}};
-    if (auto it = kTypes.find(type); it != kTypes.end()) p.type = it->second;
-    else errors.Add(pm.Child("type"), pm.PathOf("type"), "expected u16|s16|u32|s32|f32|bit");
+    if (auto it = kTypes.find(type); it != kTypes.end())
+      p.type = it->second;
+    else
+      errors.Add(pm.Child("type"), pm.PathOf("type"), "expected u16|s16|u32|s32|f32|bit");
     if ((p.type == ValueType::kBit) != IsBitFunction(p.fc))
-      errors.Add(points[i], pm.path(), "type bit goes with fc 1 or 2, register types with fc 3 or 4");
+      errors.Add(points[i], pm.path(),
+                 "type bit goes with fc 1 or 2, register types with fc 3 or 4");
     if (auto wo = pm.String("word_order")) {
-      if (*wo == "high_first" || *wo == "ABCD") p.word_order = WordOrder::kHighFirst;
-      else if (*wo == "low_first" || *wo == "CDAB") p.word_order = WordOrder::kLowFirst;
-      else errors.Add(pm.Child("word_order"), pm.PathOf("word_order"), "expected high_first|low_first");
+      if (*wo == "high_first" || *wo == "ABCD")
+        p.word_order = WordOrder::kHighFirst;
+      else if (*wo == "low_first" || *wo == "CDAB")
+        p.word_order = WordOrder::kLowFirst;
+      else
+        errors.Add(pm.Child("word_order"), pm.PathOf("word_order"),
+                   "expected high_first|low_first");
     }
     p.scale = pm.Number("scale").value_or(1.0);
     if (auto sf = pm.Integer("scale_sf", false, base, 65535 + base))
@@ -156,9 +164,17 @@ Reading DecodeReading(const RegisterMap& map, const std::vector<std::vector<uint
     double v = 0;
     bool sentinel = false;
     switch (p.type) {
-      case ValueType::kBit: v = *w0 ? 1 : 0; break;
-      case ValueType::kU16: v = *w0; sentinel = *w0 == 0xFFFF; break;
-      case ValueType::kS16: v = static_cast<int16_t>(*w0); sentinel = *w0 == 0x8000; break;
+      case ValueType::kBit:
+        v = *w0 ? 1 : 0;
+        break;
+      case ValueType::kU16:
+        v = *w0;
+        sentinel = *w0 == 0xFFFF;
+        break;
+      case ValueType::kS16:
+        v = static_cast<int16_t>(*w0);
+        sentinel = *w0 == 0x8000;
+        break;
       default: {
         auto w1 = word(p.fc, static_cast<uint16_t>(p.address + 1));
         if (!w1) continue;
@@ -185,8 +201,9 @@ Reading DecodeReading(const RegisterMap& map, const std::vector<std::vector<uint
       if (!sf || *sf == 0x8000) continue;
       int e = static_cast<int16_t>(*sf);
       if (e < -10 || e > 10) {
-        if (problems) problems->push_back(p.name + ": scale factor " + std::to_string(e) + " at register " +
-                                          std::to_string(*p.scale_sf) + " is implausible");
+        if (problems)
+          problems->push_back(p.name + ": scale factor " + std::to_string(e) + " at register " +
+                              std::to_string(*p.scale_sf) + " is implausible");
         continue;
       }
       v *= std::pow(10.0, e);

@@ -24,10 +24,10 @@ struct PointValue {
 
 // The canonical, vendor-neutral point set of one site.
 struct Reading {
-  core::TimePoint at{};          // when this poll completed (daemon clock)
-  bool poll_ok = false;          // false: this poll failed (timeout, exception, garbage...)
-  std::string error;             // why, naming site and register, when !poll_ok
-  PointValue mains_ok;           // 1 = mains present
+  core::TimePoint at{};  // when this poll completed (daemon clock)
+  bool poll_ok = false;  // false: this poll failed (timeout, exception, garbage...)
+  std::string error;     // why, naming site and register, when !poll_ok
+  PointValue mains_ok;   // 1 = mains present
   PointValue battery_voltage_v;
   PointValue battery_current_a;  // + = discharging
   PointValue battery_temp_c, soc_pct, remaining_ah, lvd_v, lvd_open, generator_running, alarms;
@@ -42,10 +42,10 @@ struct PointSpec {
   uint16_t address = 0;  // PDU address (0-based) after applying the map's address_base
   ValueType type = ValueType::kU16;
   WordOrder word_order = WordOrder::kHighFirst;
-  double scale = 1.0;                   // fixed scale
-  std::optional<uint16_t> scale_sf;     // SunSpec-style: value x 10^(int16 at this address)
-  bool invert = false;                  // negate (numbers) or NOT (bits)
-  std::optional<double> min, max;       // plausibility bounds: outside = absent + error
+  double scale = 1.0;                // fixed scale
+  std::optional<uint16_t> scale_sf;  // SunSpec-style: value x 10^(int16 at this address)
+  bool invert = false;               // negate (numbers) or NOT (bits)
+  std::optional<double> min, max;    // plausibility bounds: outside = absent + error
   int line = 0;
 };
 
@@ -59,7 +59,8 @@ struct ReadBlock {
 struct RegisterMap {
   std::string name;
   std::string source;  // file it came from
-  uint16_t sunspec_marker = 0;  // non-zero: "SunS" must be at this address before points are trusted
+  uint16_t sunspec_marker =
+      0;  // non-zero: "SunS" must be at this address before points are trusted
   uint16_t max_block = kMaxRegistersPerRead;
   int max_connections = 1;
   std::vector<PointSpec> points;

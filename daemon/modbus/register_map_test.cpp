@@ -22,21 +22,26 @@ points:
 TEST(RegisterMapTest, DecodesEveryTypeWordOrderSignAndScale) {
   auto m = ParseRegisterMap(kMap, "test.yaml");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  ASSERT_EQ(m->blocks.size(), 2u);  // one FC2 read, one FC4 read (coalesced)
+  ASSERT_EQ(m->blocks.size(), 2u);     // one FC2 read, one FC4 read (coalesced)
   EXPECT_EQ(m->points[0].address, 0);  // 1-based map -> PDU address 0
   float soc = 87.5f;
   uint32_t soc_bits;
   std::memcpy(&soc_bits, &soc, 4);
   std::vector<std::vector<uint16_t>> data(2);
   for (size_t b = 0; b < m->blocks.size(); ++b) {
-    if (m->blocks[b].fc == Function::kReadDiscreteInputs) data[b] = {0};
+    if (m->blocks[b].fc == Function::kReadDiscreteInputs)
+      data[b] = {0};
     else
-      data[b] = {4810,                                        // 48.10 V
-                 static_cast<uint16_t>(static_cast<int16_t>(-523)),  // -52.3 A on the wire = charging
-                 0x5678, 0x0001,                              // low word first: 0x00015678
-                 static_cast<uint16_t>(soc_bits >> 16), static_cast<uint16_t>(soc_bits & 0xFFFF),
-                 0xFFFF, 0xFFFE,                              // s32 -2
-                 0xFFFF};                                     // u16 sentinel: absent
+      data[b] = {
+          4810,                                               // 48.10 V
+          static_cast<uint16_t>(static_cast<int16_t>(-523)),  // -52.3 A on the wire = charging
+          0x5678,
+          0x0001,  // low word first: 0x00015678
+          static_cast<uint16_t>(soc_bits >> 16),
+          static_cast<uint16_t>(soc_bits & 0xFFFF),
+          0xFFFF,
+          0xFFFE,   // s32 -2
+          0xFFFF};  // u16 sentinel: absent
   }
   std::vector<std::string> problems;
   Reading r = DecodeReading(*m, data, core::TimePoint{}, &problems);
@@ -55,7 +60,7 @@ TEST(RegisterMapTest, ImplausibleValuesAreAbsentAndReported) {
   std::vector<std::vector<uint16_t>> data(2);
   for (size_t b = 0; b < m->blocks.size(); ++b)
     data[b] = m->blocks[b].fc == Function::kReadDiscreteInputs ? std::vector<uint16_t>{1}
-                                                                : std::vector<uint16_t>(9, 0x7000);
+                                                               : std::vector<uint16_t>(9, 0x7000);
   std::vector<std::string> problems;
   Reading r = DecodeReading(*m, data, core::TimePoint{}, &problems);
   EXPECT_EQ(r.battery_voltage_v.quality, Quality::kAbsent);  // 286.72 V > 100
@@ -75,12 +80,12 @@ TEST(RegisterMapTest, SunSpecScaleFactorsAndSentinels) {
       if (addr >= b.address && addr < b.address + b.count) d[addr - b.address] = v;
     };
     if (b.fc == Function::kReadHoldingRegisters) {
-      set(40104, 4812);                                                // V
-      set(40129, static_cast<uint16_t>(-2));                            // V_SF
-      set(40114, static_cast<uint16_t>(static_cast<int16_t>(-512)));    // A, + = charging
-      set(40131, static_cast<uint16_t>(-1));                            // A_SF
-      set(40081, 77);                                                  // SoC
-      set(40126, 0x8000);                                              // SoC_SF not implemented
+      set(40104, 4812);                                               // V
+      set(40129, static_cast<uint16_t>(-2));                          // V_SF
+      set(40114, static_cast<uint16_t>(static_cast<int16_t>(-512)));  // A, + = charging
+      set(40131, static_cast<uint16_t>(-1));                          // A_SF
+      set(40081, 77);                                                 // SoC
+      set(40126, 0x8000);                                             // SoC_SF not implemented
     } else {
       d.assign(b.count, 0);
     }
@@ -100,7 +105,9 @@ TEST(RegisterMapTest, BadMapsNameFileLineAndKey) {
       "bad.yaml");
   ASSERT_FALSE(m.ok());
   const std::string& e = m.status().message();
-  EXPECT_NE(e.find("bad.yaml:3: points[0].type: expected u16|s16|u32|s32|f32|bit"), std::string::npos) << e;
+  EXPECT_NE(e.find("bad.yaml:3: points[0].type: expected u16|s16|u32|s32|f32|bit"),
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("bad.yaml:4: points[1].name: unknown point 'flux'"), std::string::npos) << e;
   EXPECT_NE(e.find("points[2]: type bit goes with fc 1 or 2"), std::string::npos) << e;
 }

@@ -30,7 +30,8 @@ std::vector<SiteEvent> SiteStateTracker::Feed(const Reading& r) {
   // Mains: the controller's AC-input point, or if it has none, the battery
   // current (discharging means the rectifiers are not carrying the load).
   std::optional<bool> mains_ok;
-  if (r.mains_ok.quality == Quality::kGood) mains_ok = r.mains_ok.value >= 0.5;
+  if (r.mains_ok.quality == Quality::kGood)
+    mains_ok = r.mains_ok.value >= 0.5;
   else if (r.battery_current_a.quality == Quality::kGood)
     mains_ok = r.battery_current_a.value < kDischargeThresholdA;
   if (mains_ok) {
@@ -51,7 +52,8 @@ std::vector<SiteEvent> SiteStateTracker::Feed(const Reading& r) {
     bool g = r.generator_running.value >= 0.5;
     if (g != generator_) {
       generator_ = g;
-      ev.push_back({g ? SiteEvent::Kind::kGeneratorStarted : SiteEvent::Kind::kGeneratorStopped, r.at, ""});
+      ev.push_back(
+          {g ? SiteEvent::Kind::kGeneratorStarted : SiteEvent::Kind::kGeneratorStopped, r.at, ""});
     }
   }
   if (r.lvd_open.quality == Quality::kGood) {

@@ -14,8 +14,14 @@ namespace sitepower::modbus {
 
 struct SiteEvent {
   enum class Kind {
-    kMainsFailed, kMainsRestored, kStale, kFresh, kGeneratorStarted, kGeneratorStopped,
-    kLvdOpened, kLvdClosed
+    kMainsFailed,
+    kMainsRestored,
+    kStale,
+    kFresh,
+    kGeneratorStarted,
+    kGeneratorStopped,
+    kLvdOpened,
+    kLvdClosed
   };
   Kind kind;
   core::TimePoint at;
@@ -37,7 +43,7 @@ class SiteStateTracker {
   bool stale_ = false;
   bool have_data_ = false;
   bool mains_failed_ = false;
-  int disagree_ = 0;                 // consecutive reads contradicting mains_failed_
+  int disagree_ = 0;  // consecutive reads contradicting mains_failed_
   core::TimePoint first_disagree_{};
   bool generator_ = false, lvd_open_ = false;
 };

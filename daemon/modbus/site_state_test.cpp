@@ -53,7 +53,7 @@ TEST(SiteStateTest, StaleIsExplicitAndOneEventPerTransition) {
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kStale);
   EXPECT_EQ(t.state(), core::PowerState::kStale);  // never silently "on battery"
-  EXPECT_TRUE(t.Feed(Failed(40)).empty());          // no repeat
+  EXPECT_TRUE(t.Feed(Failed(40)).empty());         // no repeat
   ev = t.Feed(Good(50, false));
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kFresh);

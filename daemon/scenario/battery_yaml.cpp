@@ -11,8 +11,11 @@ std::optional<core::BatterySpec> ReadBattery(core::YamlMap& parent, const std::s
   if (!m.valid()) return std::nullopt;
   core::BatterySpec b;
   if (auto c = m.String("chemistry", true)) {
-    if (auto chem = core::ParseChemistry(*c)) b.chemistry = *chem;
-    else errors.Add(m.Child("chemistry"), m.PathOf("chemistry"), "expected vrla|lfp, got '" + *c + "'");
+    if (auto chem = core::ParseChemistry(*c))
+      b.chemistry = *chem;
+    else
+      errors.Add(m.Child("chemistry"), m.PathOf("chemistry"),
+                 "expected vrla|lfp, got '" + *c + "'");
   }
   b.cells = static_cast<int>(m.Integer("cells", true, 1, 1000).value_or(b.cells));
   b.capacity_ah = m.Number("capacity_ah", true, 0.1, 100000).value_or(b.capacity_ah);

@@ -11,10 +11,14 @@ using json = nlohmann::json;
 
 std::string_view FaultKindName(FaultKind k) {
   switch (k) {
-    case FaultKind::kTimeout: return "timeout";
-    case FaultKind::kException: return "exception";
-    case FaultKind::kGarbage: return "garbage";
-    case FaultKind::kHalfOpen: return "half_open";
+    case FaultKind::kTimeout:
+      return "timeout";
+    case FaultKind::kException:
+      return "exception";
+    case FaultKind::kGarbage:
+      return "garbage";
+    case FaultKind::kHalfOpen:
+      return "half_open";
   }
   return "timeout";
 }
@@ -88,7 +92,8 @@ core::Result<Plan> PlanFromJson(const std::string& text, const Scenario& s) {
       break;
     }
   if (j.contains("planned_at")) {
-    if (!j["planned_at"].is_string()) return core::Status::InvalidArgument("planned_at: expected a string");
+    if (!j["planned_at"].is_string())
+      return core::Status::InvalidArgument("planned_at: expected a string");
     std::string at = j["planned_at"];
     if (at.find('T') != std::string::npos) {
       auto t = core::ParseIso8601(at);
@@ -110,7 +115,8 @@ core::Result<Plan> PlanFromJson(const std::string& text, const Scenario& s) {
       return core::Status::InvalidArgument(where + ": expected {crew, sites}");
     Route route{r["crew"], {}};
     for (const auto& site : r["sites"]) {
-      if (!site.is_string()) return core::Status::InvalidArgument(where + ".sites: expected strings");
+      if (!site.is_string())
+        return core::Status::InvalidArgument(where + ".sites: expected strings");
       route.stops.push_back(PlannedStop{site.get<std::string>(), {}, {}, {}, ""});
     }
     p.routes.push_back(std::move(route));

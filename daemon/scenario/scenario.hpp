@@ -31,14 +31,14 @@ struct Site {
   std::string grid;
   core::LatLon location;
   core::Tier tier = core::Tier::kStandard;
-  std::vector<SiteId> feeds;          // sites whose transmission goes through this one
+  std::vector<SiteId> feeds;  // sites whose transmission goes through this one
   double load_w = 0;
-  std::optional<double> hookup_min;   // per-site override of Scenario::hookup_min
+  std::optional<double> hookup_min;  // per-site override of Scenario::hookup_min
   std::optional<core::BatterySpec> battery;
   std::optional<double> runtime_min;  // "known runtime" alternative to battery
   bool fixed_generator = false;       // generator: fixed
   ControllerRef controller;
-  int line = 0;                       // source line, for error messages
+  int line = 0;  // source line, for error messages
 };
 
 struct Crew {
@@ -54,15 +54,30 @@ struct Crew {
 enum class FaultKind { kTimeout, kException, kGarbage, kHalfOpen };
 std::string_view FaultKindName(FaultKind k);
 
-struct MainsFail { std::vector<SiteId> sites; };      // "all" is expanded at load
-struct MainsRestore { std::vector<SiteId> sites; };
-struct CrewUnavailable { CrewId crew; };
-struct ControllerFault { SiteId site; FaultKind kind; double for_min = 0; };
-struct DaemonKill { double restart_after_s = 0; };    // wall-clock seconds
-struct CrewLinkCut { CrewId crew; double for_min = 0; };
+struct MainsFail {
+  std::vector<SiteId> sites;
+};  // "all" is expanded at load
+struct MainsRestore {
+  std::vector<SiteId> sites;
+};
+struct CrewUnavailable {
+  CrewId crew;
+};
+struct ControllerFault {
+  SiteId site;
+  FaultKind kind;
+  double for_min = 0;
+};
+struct DaemonKill {
+  double restart_after_s = 0;
+};  // wall-clock seconds
+struct CrewLinkCut {
+  CrewId crew;
+  double for_min = 0;
+};
 
-using EventBody =
-    std::variant<MainsFail, MainsRestore, CrewUnavailable, ControllerFault, DaemonKill, CrewLinkCut>;
+using EventBody = std::variant<MainsFail, MainsRestore, CrewUnavailable, ControllerFault,
+                               DaemonKill, CrewLinkCut>;
 
 struct Event {
   TimePoint at;
@@ -103,9 +118,9 @@ core::Result<Scenario> LoadScenarioString(const std::string& yaml, const std::st
 struct PlannedStop {
   SiteId site;
   // Optional planner annotations (ignored by scoring).
-  std::optional<TimePoint> eta;          // arrival
-  std::optional<TimePoint> running_at;   // arrival + hookup
-  std::optional<TimePoint> deadline;     // the deadline the planner used
+  std::optional<TimePoint> eta;         // arrival
+  std::optional<TimePoint> running_at;  // arrival + hookup
+  std::optional<TimePoint> deadline;    // the deadline the planner used
   std::string reason;
 };
 struct Route {
@@ -147,8 +162,7 @@ struct Score {
 // Scores a plan against known runtimes (minutes from each site's first
 // mains_fail to its end voltage). Sites without an entry in `runtime_min`
 // use Site::runtime_min; a site with neither is treated as never down on its own.
-Score ScorePlan(const Scenario& s, const Plan& plan,
-                const std::map<SiteId, double>& runtime_min);
+Score ScorePlan(const Scenario& s, const Plan& plan, const std::map<SiteId, double>& runtime_min);
 
 // Scores what really happened (the drill): per site, when its own battery hit
 // end voltage (if it did) and when a generator started carrying it (if one did).

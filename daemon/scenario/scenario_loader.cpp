@@ -51,8 +51,11 @@ void ReadSites(YamlMap& root, Scenario& sc, YamlErrors& errors) {
     s.grid = m.String("grid").value_or("");
     s.location = m.Location("location", true).value_or(core::LatLon{});
     if (auto t = m.String("tier")) {
-      if (auto tier = core::ParseTier(*t)) s.tier = *tier;
-      else errors.Add(m.Child("tier"), m.PathOf("tier"), "expected vip|key|standard, got '" + *t + "'");
+      if (auto tier = core::ParseTier(*t))
+        s.tier = *tier;
+      else
+        errors.Add(m.Child("tier"), m.PathOf("tier"),
+                   "expected vip|key|standard, got '" + *t + "'");
     }
     s.feeds = m.StringList("feeds").value_or(std::vector<std::string>{});
     s.load_w = m.Number("load_w", true, 0, 1e6).value_or(0);
@@ -62,8 +65,10 @@ void ReadSites(YamlMap& root, Scenario& sc, YamlErrors& errors) {
     if (m.Has("battery") == m.Has("runtime_min"))
       errors.Add(list[i], m.path(), "give exactly one of battery or runtime_min");
     if (auto g = m.String("generator")) {
-      if (*g == "fixed") s.fixed_generator = true;
-      else if (*g != "none") errors.Add(m.Child("generator"), m.PathOf("generator"), "expected none|fixed");
+      if (*g == "fixed")
+        s.fixed_generator = true;
+      else if (*g != "none")
+        errors.Add(m.Child("generator"), m.PathOf("generator"), "expected none|fixed");
     }
     if (YAML::Node c = m.Child("controller"); c.IsDefined()) {
       YamlMap cm(c, m.PathOf("controller"), errors);
@@ -125,9 +130,9 @@ void ReadEvents(YamlMap& root, Scenario& sc, YamlErrors& errors) {
     errors.Add(list, "events", "expected a list");
     return;
   }
-  static const std::vector<std::string> kKinds = {"mains_fail",      "mains_restore",
+  static const std::vector<std::string> kKinds = {"mains_fail",       "mains_restore",
                                                   "crew_unavailable", "controller_fault",
-                                                  "daemon_kill",     "crew_link_cut"};
+                                                  "daemon_kill",      "crew_link_cut"};
   for (size_t i = 0; i < list.size(); ++i) {
     std::string path = "events[" + std::to_string(i) + "]";
     YamlMap m(list[i], path, errors);
@@ -139,8 +144,9 @@ void ReadEvents(YamlMap& root, Scenario& sc, YamlErrors& errors) {
     for (const auto& k : kKinds)
       if (m.Has(k)) present.push_back(k);
     if (present.size() != 1) {
-      errors.Add(list[i], path, "expected exactly one of mains_fail, mains_restore, crew_unavailable, "
-                                "controller_fault, daemon_kill, crew_link_cut");
+      errors.Add(list[i], path,
+                 "expected exactly one of mains_fail, mains_restore, crew_unavailable, "
+                 "controller_fault, daemon_kill, crew_link_cut");
       m.CheckNoUnknownKeys();
       continue;
     }
@@ -159,7 +165,8 @@ void ReadEvents(YamlMap& root, Scenario& sc, YamlErrors& errors) {
       auto k = f.String("kind", true);
       auto parsed = k ? ParseFault(*k) : std::nullopt;
       if (k && !parsed) {
-        errors.Add(f.Child("kind"), f.PathOf("kind"), "expected timeout|exception|garbage|half_open");
+        errors.Add(f.Child("kind"), f.PathOf("kind"),
+                   "expected timeout|exception|garbage|half_open");
         ok = false;
       }
       cf.kind = parsed.value_or(FaultKind::kTimeout);
@@ -172,7 +179,8 @@ void ReadEvents(YamlMap& root, Scenario& sc, YamlErrors& errors) {
       f.CheckNoUnknownKeys();
     } else {
       YamlMap f(m.Child(kind), m.PathOf(kind), errors);
-      e.body = CrewLinkCut{f.String("crew", true).value_or(""), f.Number("for_min", true, 0, 1e6).value_or(0)};
+      e.body = CrewLinkCut{f.String("crew", true).value_or(""),
+                           f.Number("for_min", true, 0, 1e6).value_or(0)};
       f.CheckNoUnknownKeys();
     }
     m.CheckNoUnknownKeys();
@@ -228,7 +236,8 @@ void CrossCheck(Scenario& sc, YamlErrors& errors) {
           using T = std::decay_t<decltype(b)>;
           if constexpr (std::is_same_v<T, MainsFail> || std::is_same_v<T, MainsRestore>) {
             for (const auto& id : b.sites) check_site(id);
-          } else if constexpr (std::is_same_v<T, CrewUnavailable> || std::is_same_v<T, CrewLinkCut>) {
+          } else if constexpr (std::is_same_v<T, CrewUnavailable> ||
+                               std::is_same_v<T, CrewLinkCut>) {
             check_crew(b.crew);
           } else if constexpr (std::is_same_v<T, ControllerFault>) {
             check_site(b.site);
@@ -253,11 +262,14 @@ core::Result<Scenario> LoadScenarioString(const std::string& yaml, const std::st
   sc.description = root.String("description").value_or("");
   if (auto s = root.String("start", true)) {
     auto t = core::ParseIso8601(*s);
-    if (t.ok()) sc.start = *t;
-    else errors.Add(root.Child("start"), "start", t.status().message());
+    if (t.ok())
+      sc.start = *t;
+    else
+      errors.Add(root.Child("start"), "start", t.status().message());
   }
   if (!errors.empty()) return errors.ToStatus();  // every later time needs start
-  sc.end = ReadWhen(root, "end", false, sc.start, errors).value_or(sc.start.at + std::chrono::hours(24));
+  sc.end =
+      ReadWhen(root, "end", false, sc.start, errors).value_or(sc.start.at + std::chrono::hours(24));
   if (YAML::Node n = root.Child("weights"); n.IsDefined()) {
     YamlMap m(n, "weights", errors);
     sc.weights.vip = m.Number("vip", false, 0).value_or(sc.weights.vip);

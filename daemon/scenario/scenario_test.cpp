@@ -56,9 +56,11 @@ crews:
 TEST(ScenarioTest, BadScenariosNameFileLineAndKey) {
   const BadCase cases[] = {
       {"colour: red\n", "t.yaml:12: colour: unknown key"},
-      {"events:\n  - at: \"09:00\"\n    mains_fail: [S9]\n", "t.yaml:13: events: unknown site 'S9'"},
+      {"events:\n  - at: \"09:00\"\n    mains_fail: [S9]\n",
+       "t.yaml:13: events: unknown site 'S9'"},
       {"events:\n  - at: 9:00\n    mains_fail: all\n", "events[0].at: bad time"},
-      {"events:\n  - at: \"10:00\"\n    mains_fail: all\n  - at: \"09:00\"\n    mains_restore: all\n",
+      {"events:\n  - at: \"10:00\"\n    mains_fail: all\n  - at: \"09:00\"\n    mains_restore: "
+       "all\n",
        "events must be in time order"},
       {"events:\n  - at: \"10:00\"\n    crew_unavailable: Z9\n", "unknown crew 'Z9'"},
       {"events:\n  - at: \"10:00\"\n    controller_fault: {site: S1, kind: melted, for_min: 3}\n",

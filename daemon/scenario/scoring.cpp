@@ -50,13 +50,16 @@ Score Finish(const Scenario& s, const std::map<SiteId, std::optional<Interval>>&
     SiteOutcome& o = outcomes[site.id];
     o.down_min = UnionMinutes(ivs);
     if (o.down_min > 1e-9) {
-      if (site.tier == core::Tier::kVip) ++score.vip_down;
-      else if (site.tier == core::Tier::kKey) ++score.key_down;
-      else ++score.standard_down;
+      if (site.tier == core::Tier::kVip)
+        ++score.vip_down;
+      else if (site.tier == core::Tier::kKey)
+        ++score.key_down;
+      else
+        ++score.standard_down;
     }
     score.weighted_down_min += o.down_min * s.weights.Of(site.tier);
-    if (o.generator_running_at &&
-        (!score.last_generator_running_at || *o.generator_running_at > *score.last_generator_running_at))
+    if (o.generator_running_at && (!score.last_generator_running_at ||
+                                   *o.generator_running_at > *score.last_generator_running_at))
       score.last_generator_running_at = o.generator_running_at;
   }
   score.sites = std::move(outcomes);
@@ -116,8 +119,10 @@ Score ScorePlan(const Scenario& s, const Plan& plan, const std::map<SiteId, doub
     SiteOutcome& o = outcomes[site.id];
     o.mains_fail_at = s.FirstMainsFail(site.id);
     std::optional<double> rt;
-    if (auto it = runtime_min.find(site.id); it != runtime_min.end()) rt = it->second;
-    else rt = site.runtime_min;
+    if (auto it = runtime_min.find(site.id); it != runtime_min.end())
+      rt = it->second;
+    else
+      rt = site.runtime_min;
     if (o.mains_fail_at && rt) o.runtime_min = rt;
     std::optional<TimePoint> empty;
     if (o.mains_fail_at && rt) empty = *o.mains_fail_at + core::FromMinutes(*rt);

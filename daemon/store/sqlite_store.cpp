@@ -41,12 +41,12 @@ class SqliteStore final : public Store {
     }
     const int target = static_cast<int>(std::size(kMigrations));
     if (version > target)
-      return core::Status::FailedPrecondition(path_ + ": schema version " + std::to_string(version) +
-                                              " is newer than this sitepowerd (" +
-                                              std::to_string(target) + ")");
+      return core::Status::FailedPrecondition(
+          path_ + ": schema version " + std::to_string(version) +
+          " is newer than this sitepowerd (" + std::to_string(target) + ")");
     for (int v = version; v < target; ++v) {
-      std::string sql = std::string("BEGIN;") + kMigrations[v] + "PRAGMA user_version=" +
-                        std::to_string(v + 1) + ";COMMIT;";
+      std::string sql = std::string("BEGIN;") + kMigrations[v] +
+                        "PRAGMA user_version=" + std::to_string(v + 1) + ";COMMIT;";
       if (auto st = Exec(sql); !st.ok()) {
         Exec("ROLLBACK;");
         return st.WithContext("migration " + std::to_string(v + 1));
@@ -70,10 +70,12 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<TaskEventRecord> out;
     auto st = Query(
-        "SELECT crew, seq, at_ms, task_id, kind, task_json, message FROM task_events ORDER BY crew, seq",
+        "SELECT crew, seq, at_ms, task_id, kind, task_json, message FROM task_events ORDER BY "
+        "crew, seq",
         {}, [&out](sqlite3_stmt* s) {
           out.push_back({Text(s, 0), static_cast<uint64_t>(sqlite3_column_int64(s, 1)),
-                         sqlite3_column_int64(s, 2), Text(s, 3), Text(s, 4), Text(s, 5), Text(s, 6)});
+                         sqlite3_column_int64(s, 2), Text(s, 3), Text(s, 4), Text(s, 5),
+                         Text(s, 6)});
         });
     if (!st.ok()) return st;
     return out;
@@ -164,14 +166,16 @@ class SqliteStore final : public Store {
 
   core::Status ApplyLocked(const Commit& c) {
     for (const auto& e : c.events) {
-      auto st = Run("INSERT INTO task_events (crew, task_id, kind, task_json, message, seq, at_ms) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    {e.crew, e.task_id, e.kind, e.task_json, e.message},
-                    {static_cast<int64_t>(e.seq), e.at_unix_ms});
+      auto st =
+          Run("INSERT INTO task_events (crew, task_id, kind, task_json, message, seq, at_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+              {e.crew, e.task_id, e.kind, e.task_json, e.message},
+              {static_cast<int64_t>(e.seq), e.at_unix_ms});
       if (!st.ok()) return st.WithContext("task event " + e.crew + "#" + std::to_string(e.seq));
     }
     for (const auto& [id, json] : c.tasks)
-      if (auto st = Run("INSERT OR REPLACE INTO tasks (id, json) VALUES (?1, ?2)", {id, json}); !st.ok())
+      if (auto st = Run("INSERT OR REPLACE INTO tasks (id, json) VALUES (?1, ?2)", {id, json});
+          !st.ok())
         return st;
     if (c.idempotency)
       if (auto st = Run("INSERT INTO idempotency (key, reply) VALUES (?1, ?2)",
@@ -179,8 +183,9 @@ class SqliteStore final : public Store {
           !st.ok())
         return st;
     for (const auto& a : c.audit)
-      if (auto st = Run("INSERT INTO audit (who, role, action, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        {a.who, a.role, a.action, a.detail}, {a.at_unix_ms});
+      if (auto st = Run(
+              "INSERT INTO audit (who, role, action, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+              {a.who, a.role, a.action, a.detail}, {a.at_unix_ms});
           !st.ok())
         return st;
     for (const auto& [k, v] : c.kv)
@@ -198,7 +203,8 @@ class SqliteStore final : public Store {
 
 core::Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);

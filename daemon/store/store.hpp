@@ -20,11 +20,11 @@ namespace sitepower::store {
 
 struct TaskEventRecord {
   std::string crew;
-  uint64_t seq = 0;      // per crew, 1, 2, 3...
+  uint64_t seq = 0;  // per crew, 1, 2, 3...
   int64_t at_unix_ms = 0;
   std::string task_id;
-  std::string kind;      // "assigned", "updated", "status", "cancelled", "reassigned"
-  std::string task_json; // the task after the event
+  std::string kind;       // "assigned", "updated", "status", "cancelled", "reassigned"
+  std::string task_json;  // the task after the event
   std::string message;
 };
 
@@ -39,7 +39,7 @@ struct AuditRecord {
 // Everything one decision changes, written in one transaction.
 struct Commit {
   std::vector<TaskEventRecord> events;
-  std::vector<std::pair<std::string, std::string>> tasks;  // task id -> task JSON (upsert)
+  std::vector<std::pair<std::string, std::string>> tasks;          // task id -> task JSON (upsert)
   std::optional<std::pair<std::string, std::string>> idempotency;  // key -> stored reply
   std::vector<AuditRecord> audit;
   std::vector<std::pair<std::string, std::string>> kv;  // "namespace/key" -> value (upsert)

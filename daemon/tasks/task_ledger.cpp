@@ -11,14 +11,22 @@ using json = nlohmann::json;
 
 std::string_view TaskStatusName(TaskStatus s) {
   switch (s) {
-    case TaskStatus::kAssigned: return "assigned";
-    case TaskStatus::kAccepted: return "accepted";
-    case TaskStatus::kEnRoute: return "en_route";
-    case TaskStatus::kOnSite: return "on_site";
-    case TaskStatus::kGeneratorRunning: return "generator_running";
-    case TaskStatus::kReleased: return "released";
-    case TaskStatus::kCancelled: return "cancelled";
-    case TaskStatus::kDeclined: return "declined";
+    case TaskStatus::kAssigned:
+      return "assigned";
+    case TaskStatus::kAccepted:
+      return "accepted";
+    case TaskStatus::kEnRoute:
+      return "en_route";
+    case TaskStatus::kOnSite:
+      return "on_site";
+    case TaskStatus::kGeneratorRunning:
+      return "generator_running";
+    case TaskStatus::kReleased:
+      return "released";
+    case TaskStatus::kCancelled:
+      return "cancelled";
+    case TaskStatus::kDeclined:
+      return "declined";
   }
   return "assigned";
 }
@@ -29,11 +37,16 @@ bool IsTerminal(TaskStatus s) {
 
 std::string_view EventKindName(EventKind k) {
   switch (k) {
-    case EventKind::kAssigned: return "assigned";
-    case EventKind::kUpdated: return "updated";
-    case EventKind::kStatus: return "status";
-    case EventKind::kCancelled: return "cancelled";
-    case EventKind::kReassigned: return "reassigned";
+    case EventKind::kAssigned:
+      return "assigned";
+    case EventKind::kUpdated:
+      return "updated";
+    case EventKind::kStatus:
+      return "status";
+    case EventKind::kCancelled:
+      return "cancelled";
+    case EventKind::kReassigned:
+      return "reassigned";
   }
   return "updated";
 }
@@ -62,12 +75,18 @@ std::optional<EventKind> ParseKind(const std::string& s) {
 
 int Rank(TaskStatus s) {
   switch (s) {
-    case TaskStatus::kAssigned: return 0;
-    case TaskStatus::kAccepted: return 1;
-    case TaskStatus::kEnRoute: return 2;
-    case TaskStatus::kOnSite: return 3;
-    case TaskStatus::kGeneratorRunning: return 4;
-    default: return 5;
+    case TaskStatus::kAssigned:
+      return 0;
+    case TaskStatus::kAccepted:
+      return 1;
+    case TaskStatus::kEnRoute:
+      return 2;
+    case TaskStatus::kOnSite:
+      return 3;
+    case TaskStatus::kGeneratorRunning:
+      return 4;
+    default:
+      return 5;
   }
 }
 
@@ -85,8 +104,7 @@ std::string RefuseTransition(TaskStatus from, TaskStatus to) {
   if (Rank(to) <= Rank(from))
     return "cannot go from " + std::string(TaskStatusName(from)) + " back to " +
            std::string(TaskStatusName(to));
-  if (from == TaskStatus::kAssigned && to != TaskStatus::kAccepted)
-    return "accept the task first";
+  if (from == TaskStatus::kAssigned && to != TaskStatus::kAccepted) return "accept the task first";
   if (to == TaskStatus::kGeneratorRunning && from != TaskStatus::kOnSite)
     return "report on_site before generator_running";
   return "";
@@ -155,7 +173,8 @@ bool ReportedByCrew(const TaskEvent& e) {
   return e.kind == EventKind::kStatus && e.message.rfind("crew " + e.crew + ":", 0) == 0;
 }
 
-TaskLedger::TaskLedger(store::Store& store, const core::Clock& clock) : store_(store), clock_(clock) {}
+TaskLedger::TaskLedger(store::Store& store, const core::Clock& clock)
+    : store_(store), clock_(clock) {}
 
 core::Status TaskLedger::Recover() {
   auto tasks = store_.LoadTasks();
@@ -177,7 +196,9 @@ core::Status TaskLedger::Recover() {
   for (const auto& r : *events) {
     auto t = TaskFromJson(r.task_json);
     auto kind = ParseKind(r.kind);
-    if (!t.ok() || !kind) return core::Status::InvalidArgument("store event " + r.crew + "#" + std::to_string(r.seq) + " is unreadable");
+    if (!t.ok() || !kind)
+      return core::Status::InvalidArgument("store event " + r.crew + "#" + std::to_string(r.seq) +
+                                           " is unreadable");
     auto& h = history_[r.crew];
     if (r.seq != h.size() + 1)
       return core::Status::Internal("store: crew " + r.crew + " events have a gap before seq " +
@@ -195,14 +216,16 @@ void TaskLedger::Emit(std::vector<TaskEvent>& out, const core::CrewId& crew, Eve
   out.push_back({crew, seq, clock_.Now(), kind, t, std::move(message)});
 }
 
-core::Status TaskLedger::CommitLocked(const std::vector<TaskEvent>& events,
-                                      std::optional<std::pair<std::string, std::string>> idempotency,
-                                      std::vector<store::AuditRecord> audit) {
+core::Status TaskLedger::CommitLocked(
+    const std::vector<TaskEvent>& events,
+    std::optional<std::pair<std::string, std::string>> idempotency,
+    std::vector<store::AuditRecord> audit) {
   store::Commit c;
   std::map<core::TaskId, std::string> latest;
   for (const auto& e : events) {
     std::string tj = TaskToJson(e.task);
-    c.events.push_back({e.crew, e.seq, Ms(e.at), e.task.id, std::string(EventKindName(e.kind)), tj, e.message});
+    c.events.push_back(
+        {e.crew, e.seq, Ms(e.at), e.task.id, std::string(EventKindName(e.kind)), tj, e.message});
     latest[e.task.id] = tj;
   }
   for (auto& [id, tj] : latest) c.tasks.emplace_back(id, std::move(tj));
@@ -236,7 +259,8 @@ void TaskLedger::Notify(const std::vector<TaskEvent>& events) {
     for (const auto& l : ls) l(e);
 }
 
-std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan, const std::string& why) {
+std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan,
+                                             const std::string& why) {
   std::unique_lock<std::mutex> lock(mu_);
   const core::TimePoint now = clock_.Now();
   std::vector<TaskEvent> out;
@@ -284,7 +308,8 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
       away.status = TaskStatus::kCancelled;
       away.order = 0;
       away.updated = now;
-      Emit(out, t.crew, EventKind::kReassigned, away, "reassigned to crew " + a.crew + " (" + why + ")");
+      Emit(out, t.crew, EventKind::kReassigned, away,
+           "reassigned to crew " + a.crew + " (" + why + ")");
       t.crew = a.crew;
       t.status = TaskStatus::kAssigned;
       t.assigned_at = now;
@@ -301,7 +326,8 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
     }
     // Tell the crew only what matters to it: a new position in its route, or an
     // ETA or deadline that moved by minutes; smaller drift is kept quietly.
-    const bool significant = t.order != a.order || std::chrono::abs(t.eta - a.eta) >= kNotifyDrift ||
+    const bool significant = t.order != a.order ||
+                             std::chrono::abs(t.eta - a.eta) >= kNotifyDrift ||
                              std::chrono::abs(t.deadline - a.deadline) >= kNotifyDrift;
     if (!significant) {
       Task& live = tasks_.at(t.id);
@@ -368,7 +394,8 @@ core::Result<TaskLedger::UpdateResult> TaskLedger::Update(const core::CrewId& cr
   if (!reason.empty()) msg += " (" + reason + ")";
   Emit(out, crew, EventKind::kStatus, t, msg);
   store::AuditRecord audit{core::Millis(now.time_since_epoch()).count(), crew, "crew",
-                           "task." + std::string(TaskStatusName(to)), id + " " + t.site + (reason.empty() ? "" : ": " + reason)};
+                           "task." + std::string(TaskStatusName(to)),
+                           id + " " + t.site + (reason.empty() ? "" : ": " + reason)};
   if (auto st = CommitLocked(out, std::make_pair(idem_key, TaskToJson(t)), {audit}); !st.ok())
     return st;
   std::lock_guard<std::mutex> order(notify_mu_);
@@ -432,7 +459,8 @@ std::vector<TaskEvent> TaskLedger::EventsAfter(const core::CrewId& crew, uint64_
   std::lock_guard<std::mutex> lock(mu_);
   auto it = history_.find(crew);
   if (it == history_.end() || after_seq >= it->second.size()) return {};
-  return std::vector<TaskEvent>(it->second.begin() + static_cast<long>(after_seq), it->second.end());
+  return std::vector<TaskEvent>(it->second.begin() + static_cast<long>(after_seq),
+                                it->second.end());
 }
 
 uint64_t TaskLedger::LastSeq(const core::CrewId& crew) const {

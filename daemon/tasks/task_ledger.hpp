@@ -25,8 +25,16 @@
 
 namespace sitepower::tasks {
 
-enum class TaskStatus { kAssigned, kAccepted, kEnRoute, kOnSite, kGeneratorRunning, kReleased,
-                        kCancelled, kDeclined };
+enum class TaskStatus {
+  kAssigned,
+  kAccepted,
+  kEnRoute,
+  kOnSite,
+  kGeneratorRunning,
+  kReleased,
+  kCancelled,
+  kDeclined
+};
 std::string_view TaskStatusName(TaskStatus s);  // "assigned", "en_route", ...
 bool IsTerminal(TaskStatus s);
 

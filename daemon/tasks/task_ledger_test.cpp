@@ -62,9 +62,9 @@ TEST_F(LedgerTest, FullLifecycleAndRefusals) {
             core::Status::Code::kNotFound);
   EXPECT_EQ(ledger_->Update("A1", id, TaskStatus::kAccepted, "", "").status().code(),
             core::Status::Code::kInvalidArgument);
-  for (auto [to, key] : {std::pair{TaskStatus::kAccepted, "k3"}, std::pair{TaskStatus::kEnRoute, "k4"},
-                         std::pair{TaskStatus::kOnSite, "k5"},
-                         std::pair{TaskStatus::kGeneratorRunning, "k6"}}) {
+  for (auto [to, key] :
+       {std::pair{TaskStatus::kAccepted, "k3"}, std::pair{TaskStatus::kEnRoute, "k4"},
+        std::pair{TaskStatus::kOnSite, "k5"}, std::pair{TaskStatus::kGeneratorRunning, "k6"}}) {
     auto r = ledger_->Update("A1", id, to, "", key);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->task.status, to);

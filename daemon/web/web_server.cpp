@@ -37,7 +37,8 @@ struct SseClient {
 };
 
 struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
-  Impl(asio::io_context& io, WebOptions o, WebBackend& b) : io(io), options(std::move(o)), backend(b), acceptor(io) {}
+  Impl(asio::io_context& io, WebOptions o, WebBackend& b)
+      : io(io), options(std::move(o)), backend(b), acceptor(io) {}
   asio::io_context& io;
   WebOptions options;
   WebBackend& backend;
@@ -68,11 +69,16 @@ http::response<http::string_body> Reply(http::status status, std::string body, c
 http::status HttpStatus(const core::Status& s) {
   using C = core::Status::Code;
   switch (s.code()) {
-    case C::kUnauthenticated: return http::status::unauthorized;
-    case C::kPermissionDenied: return http::status::forbidden;
-    case C::kInvalidArgument: return http::status::bad_request;
-    case C::kNotFound: return http::status::not_found;
-    default: return http::status::service_unavailable;
+    case C::kUnauthenticated:
+      return http::status::unauthorized;
+    case C::kPermissionDenied:
+      return http::status::forbidden;
+    case C::kInvalidArgument:
+      return http::status::bad_request;
+    case C::kNotFound:
+      return http::status::not_found;
+    default:
+      return http::status::service_unavailable;
   }
 }
 
@@ -91,7 +97,8 @@ awaitable<void> WebServer::Impl::Accept() {
   auto self = shared_from_this();
   while (!stopped) {
     boost::system::error_code ec;
-    tcp::socket sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket sock =
+        co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || stopped) co_return;
       continue;  // e.g. EMFILE: keep serving the clients we have
@@ -110,7 +117,8 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<beast::tcp_stream> stre
     parser.body_limit(kMaxBody);
     boost::system::error_code ec;
     stream->expires_after(kReadTimeout);
-    co_await http::async_read(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(*stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
     auto& req = parser.get();
     std::string target(req.target());
@@ -123,11 +131,14 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<beast::tcp_stream> stre
       break;
     } else if (req.method() == http::verb::get || req.method() == http::verb::head) {
       if (target == "/" || target == "/index.html") {
-        res = Reply(http::status::ok, std::string(Asset("index.html")), "text/html; charset=utf-8", v);
+        res = Reply(http::status::ok, std::string(Asset("index.html")), "text/html; charset=utf-8",
+                    v);
       } else if (target == "/app.js") {
-        res = Reply(http::status::ok, std::string(Asset("app.js")), "text/javascript; charset=utf-8", v);
+        res = Reply(http::status::ok, std::string(Asset("app.js")),
+                    "text/javascript; charset=utf-8", v);
       } else if (target == "/style.css") {
-        res = Reply(http::status::ok, std::string(Asset("style.css")), "text/css; charset=utf-8", v);
+        res =
+            Reply(http::status::ok, std::string(Asset("style.css")), "text/css; charset=utf-8", v);
       } else if (target == "/api/state") {
         res = Reply(http::status::ok, backend.StateJson(), "application/json", v);
       } else if (target == "/metrics") {
@@ -139,16 +150,19 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<beast::tcp_stream> stre
         res = Reply(ready ? http::status::ok : http::status::service_unavailable,
                     ready ? "ready\n" : "starting\n", "text/plain", v);
       } else {
-        res = Reply(http::status::not_found, JsonError("no such path: " + target), "application/json", v);
+        res = Reply(http::status::not_found, JsonError("no such path: " + target),
+                    "application/json", v);
       }
     } else if (req.method() == http::verb::post && target == "/api/override") {
       std::string auth(req[http::field::authorization]);
       std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
       auto r = backend.Override(token, req.body());
       res = r.ok() ? Reply(http::status::ok, *r, "application/json", v)
-                   : Reply(HttpStatus(r.status()), JsonError(r.status().message()), "application/json", v);
+                   : Reply(HttpStatus(r.status()), JsonError(r.status().message()),
+                           "application/json", v);
     } else {
-      res = Reply(http::status::method_not_allowed, JsonError("method not allowed"), "application/json", v);
+      res = Reply(http::status::method_not_allowed, JsonError("method not allowed"),
+                  "application/json", v);
     }
     res.keep_alive(req.keep_alive());
     if (req.method() == http::verb::head) res.body().clear();
@@ -170,12 +184,14 @@ awaitable<void> WebServer::Impl::ServeEvents(std::shared_ptr<beast::tcp_stream> 
   std::string head =
       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
       "Connection: keep-alive\r\nX-Accel-Buffering: no\r\n\r\n";
-  co_await asio::async_write(stream->socket(), asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(stream->socket(), asio::buffer(head),
+                             asio::redirect_error(asio::use_awaitable, ec));
   while (!ec && !stopped) {
     if (client->dirty) {
       std::string msg = "event: state\ndata: " + client->pending + "\n\n";
       client->dirty = false;
-      co_await asio::async_write(stream->socket(), asio::buffer(msg), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(stream->socket(), asio::buffer(msg),
+                                 asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     client->wake.expires_after(kSseHeartbeat);
@@ -183,7 +199,8 @@ awaitable<void> WebServer::Impl::ServeEvents(std::shared_ptr<beast::tcp_stream> 
     co_await client->wake.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
     if (!wait_ec && !client->dirty) {  // heartbeat keeps proxies and browsers honest
       static const std::string ping = ": ping\n\n";
-      co_await asio::async_write(stream->socket(), asio::buffer(ping), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(stream->socket(), asio::buffer(ping),
+                                 asio::redirect_error(asio::use_awaitable, ec));
     }
   }
   sse.erase(client);
@@ -197,7 +214,8 @@ WebServer::~WebServer() { Stop(); }
 core::Status WebServer::Start() {
   const std::string& l = impl_->options.listen;
   auto colon = l.rfind(':');
-  if (colon == std::string::npos) return core::Status::InvalidArgument("http listen " + l + ": expected host:port");
+  if (colon == std::string::npos)
+    return core::Status::InvalidArgument("http listen " + l + ": expected host:port");
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(l.substr(0, colon), ec);
   if (ec) return core::Status::InvalidArgument("http listen " + l + ": " + ec.message());

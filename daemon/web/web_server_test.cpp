@@ -67,14 +67,17 @@ TEST_F(WebTest, ServesDashboardStateMetricsAndHealth) {
   auto page = Http(server_->port(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_NE(page.find("200 OK"), std::string::npos);
   EXPECT_NE(page.find("sitepower NOC"), std::string::npos);
-  EXPECT_NE(Http(server_->port(), "GET /app.js HTTP/1.1\r\nConnection: close\r\n\r\n").find("EventSource"),
+  EXPECT_NE(Http(server_->port(), "GET /app.js HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .find("EventSource"),
             std::string::npos);
-  EXPECT_NE(Http(server_->port(), "GET /api/state HTTP/1.1\r\nConnection: close\r\n\r\n").find("{\"version\":1}"),
+  EXPECT_NE(Http(server_->port(), "GET /api/state HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .find("{\"version\":1}"),
             std::string::npos);
   EXPECT_NE(Http(server_->port(), "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").find("x 1"),
             std::string::npos);
-  EXPECT_NE(Http(server_->port(), "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").find("200 OK"),
-            std::string::npos);
+  EXPECT_NE(
+      Http(server_->port(), "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").find("200 OK"),
+      std::string::npos);
   EXPECT_NE(Http(server_->port(), "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n").find("404"),
             std::string::npos);
   EXPECT_NE(Http(server_->port(), "DELETE / HTTP/1.1\r\nConnection: close\r\n\r\n").find("405"),

@@ -56,7 +56,8 @@ void ExpectAllUp(const json& report, const std::string& out, bool by_1105) {
   ASSERT_TRUE(report["last_generator_running_at"].is_string()) << out;
   // Same offset in every timestamp, so the strings compare in time order.
   if (by_1105) {
-    EXPECT_LE(report["last_generator_running_at"].get<std::string>(), "2020-03-08T11:05:00+08:00") << out;
+    EXPECT_LE(report["last_generator_running_at"].get<std::string>(), "2020-03-08T11:05:00+08:00")
+        << out;
   }
   EXPECT_EQ(report["sites"].size(), 18u);
   for (const auto& [id, s] : report["sites"].items()) {
@@ -72,8 +73,9 @@ void ExpectAllUp(const json& report, const std::string& out, bool by_1105) {
 // last generator runs no later than it did on the day (11:05).
 TEST(DrillE2eTest, WuzhaiKeepsEverySiteUp) {
   std::string dir = TempDir("wuzhai");
-  Result r = Exec(kBin + "/sitepower-drill " + kScenarios + "wuzhai-2020-03-08.yaml --speed 300 --report " +
-               dir + "/report.json --keep-dir " + dir + "/run");
+  Result r = Exec(kBin + "/sitepower-drill " + kScenarios +
+                  "wuzhai-2020-03-08.yaml --speed 300 --report " + dir +
+                  "/report.json --keep-dir " + dir + "/run");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("dashboard: http://127.0.0.1:"), std::string::npos);
   ExpectAllUp(ReadJson(dir + "/report.json"), r.out, /*by_1105=*/true);
@@ -83,8 +85,9 @@ TEST(DrillE2eTest, WuzhaiKeepsEverySiteUp) {
 // a gap or a duplicate (tasks and sequences come back from SQLite).
 TEST(DrillE2eTest, WuzhaiSurvivesKillNine) {
   std::string dir = TempDir("kill");
-  Result r = Exec(kBin + "/sitepower-drill " + kScenarios + "wuzhai-2020-03-08.yaml --speed 200 --report " +
-               dir + "/report.json --keep-dir " + dir + "/run --chaos daemon_kill@09:40:5");
+  Result r = Exec(kBin + "/sitepower-drill " + kScenarios +
+                  "wuzhai-2020-03-08.yaml --speed 200 --report " + dir +
+                  "/report.json --keep-dir " + dir + "/run --chaos daemon_kill@09:40:5");
   ASSERT_EQ(r.code, 0) << r.out;
   json report = ReadJson(dir + "/report.json");
   ExpectAllUp(report, r.out, /*by_1105=*/false);  // the daemon was away 17 scenario minutes
@@ -94,24 +97,29 @@ TEST(DrillE2eTest, WuzhaiSurvivesKillNine) {
 
 TEST(DrillE2eTest, BadScenarioIsAClearError) {
   std::string dir = TempDir("bad");
-  std::ofstream(dir + "/bad.yaml") << "name: bad\nstart: 2020-03-08T08:00:00+08:00\nsites:\n"
-                                      "  - id: S1\n    location: [1, 2]\n    tier: gold\n    load_w: 1\n"
-                                      "    runtime_min: 3\ncrews: []\n";
+  std::ofstream(dir + "/bad.yaml")
+      << "name: bad\nstart: 2020-03-08T08:00:00+08:00\nsites:\n"
+         "  - id: S1\n    location: [1, 2]\n    tier: gold\n    load_w: 1\n"
+         "    runtime_min: 3\ncrews: []\n";
   Result r = Exec(kBin + "/sitepower-drill " + dir + "/bad.yaml --speed 300");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.out.find("bad.yaml:6: sites[0].tier: expected vip|key|standard"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bad.yaml:6: sites[0].tier: expected vip|key|standard"), std::string::npos)
+      << r.out;
 }
 
 TEST(DrillE2eTest, BadConfigIsAClearErrorAndCheckPassesAGoodOne) {
-  Result good = Exec(kBin + "/sitepowerd --config " SITEPOWER_SOURCE_DIR "/config/sitepowerd.example.yaml --check");
+  Result good = Exec(kBin + "/sitepowerd --config " SITEPOWER_SOURCE_DIR
+                            "/config/sitepowerd.example.yaml --check");
   EXPECT_EQ(good.code, 0) << good.out;
   std::string dir = TempDir("cfg");
-  std::ofstream(dir + "/bad.yaml") << "listen: {grpc: \"127.0.0.1:0\"}\nsites:\n  - id: S1\n    location: [1, 2]\n"
-                                      "    load_w: 1\n    controller: {host: h, map: nosuchmap}\n";
+  std::ofstream(dir + "/bad.yaml")
+      << "listen: {grpc: \"127.0.0.1:0\"}\nsites:\n  - id: S1\n    location: [1, 2]\n"
+         "    load_w: 1\n    controller: {host: h, map: nosuchmap}\n";
   Result bad = Exec(kBin + "/sitepowerd --config " + dir + "/bad.yaml --check");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("bad.yaml:3: sites.S1.controller.map: unknown register map 'nosuchmap'"),
-            std::string::npos) << bad.out;
+            std::string::npos)
+      << bad.out;
 }
 
 TEST(DrillE2eTest, PlanCommandPrintsFormatMdJson) {

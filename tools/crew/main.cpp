@@ -28,15 +28,16 @@ namespace v1 = sitepower::v1;
 using json = nlohmann::json;
 
 int Usage(int code) {
-  std::fprintf(stderr,
-               "usage: sitepower-crew --server HOST:PORT --crew ID --token T [--tls-ca FILE] [--json]\n"
-               "                      [--queue FILE] COMMAND\n"
-               "  list                       my open tasks, in route order\n"
-               "  watch                      follow my task events live (resumes after drops)\n"
-               "  accept|enroute|arrived|running TASK   move a task along\n"
-               "  decline TASK --reason TEXT give a task back\n"
-               "  location LAT LON           report where the crew is\n"
-               "  flush                      send updates queued while offline\n");
+  std::fprintf(
+      stderr,
+      "usage: sitepower-crew --server HOST:PORT --crew ID --token T [--tls-ca FILE] [--json]\n"
+      "                      [--queue FILE] COMMAND\n"
+      "  list                       my open tasks, in route order\n"
+      "  watch                      follow my task events live (resumes after drops)\n"
+      "  accept|enroute|arrived|running TASK   move a task along\n"
+      "  decline TASK --reason TEXT give a task back\n"
+      "  location LAT LON           report where the crew is\n"
+      "  flush                      send updates queued while offline\n");
   return code;
 }
 
@@ -52,30 +53,45 @@ std::string Hhmm(int64_t ms) {
 
 const char* StatusName(v1::TaskStatus s) {
   switch (s) {
-    case v1::TASK_STATUS_ASSIGNED: return "assigned";
-    case v1::TASK_STATUS_ACCEPTED: return "accepted";
-    case v1::TASK_STATUS_EN_ROUTE: return "en_route";
-    case v1::TASK_STATUS_ON_SITE: return "on_site";
-    case v1::TASK_STATUS_GENERATOR_RUNNING: return "generator_running";
-    case v1::TASK_STATUS_RELEASED: return "released";
-    case v1::TASK_STATUS_CANCELLED: return "cancelled";
-    case v1::TASK_STATUS_DECLINED: return "declined";
-    default: return "?";
+    case v1::TASK_STATUS_ASSIGNED:
+      return "assigned";
+    case v1::TASK_STATUS_ACCEPTED:
+      return "accepted";
+    case v1::TASK_STATUS_EN_ROUTE:
+      return "en_route";
+    case v1::TASK_STATUS_ON_SITE:
+      return "on_site";
+    case v1::TASK_STATUS_GENERATOR_RUNNING:
+      return "generator_running";
+    case v1::TASK_STATUS_RELEASED:
+      return "released";
+    case v1::TASK_STATUS_CANCELLED:
+      return "cancelled";
+    case v1::TASK_STATUS_DECLINED:
+      return "declined";
+    default:
+      return "?";
   }
 }
 
 json TaskJson(const v1::Task& t) {
-  return {{"task_id", t.task_id()}, {"site", t.site_id()},          {"site_name", t.site_name()},
-          {"lat", t.location().lat()}, {"lon", t.location().lon()}, {"status", StatusName(t.status())},
-          {"order", t.order()},     {"eta_unix_ms", t.eta_unix_ms()}, {"deadline_unix_ms", t.deadline_unix_ms()},
+  return {{"task_id", t.task_id()},
+          {"site", t.site_id()},
+          {"site_name", t.site_name()},
+          {"lat", t.location().lat()},
+          {"lon", t.location().lon()},
+          {"status", StatusName(t.status())},
+          {"order", t.order()},
+          {"eta_unix_ms", t.eta_unix_ms()},
+          {"deadline_unix_ms", t.deadline_unix_ms()},
           {"reason", t.reason()}};
 }
 
 void PrintTask(const v1::Task& t) {
-  std::printf("%2d. %-9s %-8s %s\n    at %.4f, %.4f  ETA %s  deadline %s  %s\n    why: %s\n", t.order(),
-              t.task_id().c_str(), t.site_id().c_str(), t.site_name().c_str(), t.location().lat(),
-              t.location().lon(), Hhmm(t.eta_unix_ms()).c_str(), Hhmm(t.deadline_unix_ms()).c_str(),
-              StatusName(t.status()), t.reason().c_str());
+  std::printf("%2d. %-9s %-8s %s\n    at %.4f, %.4f  ETA %s  deadline %s  %s\n    why: %s\n",
+              t.order(), t.task_id().c_str(), t.site_id().c_str(), t.site_name().c_str(),
+              t.location().lat(), t.location().lon(), Hhmm(t.eta_unix_ms()).c_str(),
+              Hhmm(t.deadline_unix_ms()).c_str(), StatusName(t.status()), t.reason().c_str());
 }
 
 struct Client {
@@ -83,7 +99,8 @@ struct Client {
   std::string crew, token;
   void Auth(grpc::ClientContext& ctx, int deadline_s) const {
     ctx.AddMetadata("authorization", "Bearer " + token);
-    if (deadline_s > 0) ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(deadline_s));
+    if (deadline_s > 0)
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(deadline_s));
   }
 };
 
@@ -122,12 +139,18 @@ int Flush(const Client& c, const std::string& queue_path, bool as_json) {
     c.Auth(ctx, 5);
     v1::UpdateTaskResponse resp;
     grpc::Status s = c.stub->UpdateTask(&ctx, req, &resp);
-    if (s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) break;
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      break;
     if (as_json) {
-      std::printf("%s\n", (s.ok() ? json{{"ok", true}, {"duplicate", resp.duplicate()}, {"task", TaskJson(resp.task())}}
-                                  : json{{"ok", false}, {"code", s.error_code()}, {"error", s.error_message()}})
-                              .dump()
-                              .c_str());
+      std::printf(
+          "%s\n",
+          (s.ok() ? json{{"ok", true},
+                         {"duplicate", resp.duplicate()},
+                         {"task", TaskJson(resp.task())}}
+                  : json{{"ok", false}, {"code", s.error_code()}, {"error", s.error_message()}})
+              .dump()
+              .c_str());
     } else if (s.ok()) {
       std::printf("%s %s: %s%s\n", req.task_id().c_str(), resp.task().site_id().c_str(),
                   StatusName(resp.task().status()), resp.duplicate() ? " (already recorded)" : "");
@@ -137,7 +160,9 @@ int Flush(const Client& c, const std::string& queue_path, bool as_json) {
   }
   q.erase(q.begin(), q.begin() + static_cast<long>(sent));
   SaveQueue(queue_path, q);
-  if (!q.empty()) std::fprintf(stderr, "offline: %zu update(s) queued in %s; run 'flush' when back\n", q.size(), queue_path.c_str());
+  if (!q.empty())
+    std::fprintf(stderr, "offline: %zu update(s) queued in %s; run 'flush' when back\n", q.size(),
+                 queue_path.c_str());
   return q.empty() ? 0 : 3;
 }
 
@@ -149,12 +174,17 @@ int main(int argc, char** argv) {
   bool as_json = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json") as_json = true;
-    else if (a == "--help" || a == "-h") return Usage(0);
-    else if (a.rfind("--", 0) == 0 && i + 1 < argc) opt[a] = argv[++i];
-    else args.push_back(a);
+    if (a == "--json")
+      as_json = true;
+    else if (a == "--help" || a == "-h")
+      return Usage(0);
+    else if (a.rfind("--", 0) == 0 && i + 1 < argc)
+      opt[a] = argv[++i];
+    else
+      args.push_back(a);
   }
-  if (!opt.count("--server") || !opt.count("--crew") || !opt.count("--token") || args.empty()) return Usage(2);
+  if (!opt.count("--server") || !opt.count("--crew") || !opt.count("--token") || args.empty())
+    return Usage(2);
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (opt.count("--tls-ca")) {
     std::ifstream in(opt["--tls-ca"]);
@@ -164,8 +194,10 @@ int main(int argc, char** argv) {
     o.pem_root_certs = ss.str();
     creds = grpc::SslCredentials(o);
   }
-  Client c{v1::CrewService::NewStub(grpc::CreateChannel(opt["--server"], creds)), opt["--crew"], opt["--token"]};
-  const std::string queue = opt.count("--queue") ? opt["--queue"] : "sitepower-crew-" + c.crew + ".queue";
+  Client c{v1::CrewService::NewStub(grpc::CreateChannel(opt["--server"], creds)), opt["--crew"],
+           opt["--token"]};
+  const std::string queue =
+      opt.count("--queue") ? opt["--queue"] : "sitepower-crew-" + c.crew + ".queue";
   const std::string& cmd = args[0];
 
   if (cmd == "list") {
@@ -202,8 +234,12 @@ int main(int argc, char** argv) {
       while (reader->Read(&e)) {
         last = e.seq();
         if (as_json) {
-          std::printf("%s\n", json{{"seq", e.seq()}, {"kind", v1::TaskEvent::Kind_Name(e.kind())},
-                                   {"message", e.message()}, {"task", TaskJson(e.task())}}.dump().c_str());
+          std::printf("%s\n", json{{"seq", e.seq()},
+                                   {"kind", v1::TaskEvent::Kind_Name(e.kind())},
+                                   {"message", e.message()},
+                                   {"task", TaskJson(e.task())}}
+                                  .dump()
+                                  .c_str());
         } else {
           std::printf("#%llu %s: %s\n", static_cast<unsigned long long>(e.seq()),
                       v1::TaskEvent::Kind_Name(e.kind()).c_str(), e.message().c_str());
@@ -212,7 +248,8 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
       grpc::Status s = reader->Finish();
-      if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED || s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+          s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
         std::fprintf(stderr, "sitepower-crew: %s\n", s.error_message().c_str());
         return 1;
       }
@@ -234,11 +271,12 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : 1;
   }
   if (cmd == "flush") return Flush(c, queue, as_json);
-  static const std::map<std::string, std::string> kStatus = {{"accept", "TASK_STATUS_ACCEPTED"},
-                                                             {"enroute", "TASK_STATUS_EN_ROUTE"},
-                                                             {"arrived", "TASK_STATUS_ON_SITE"},
-                                                             {"running", "TASK_STATUS_GENERATOR_RUNNING"},
-                                                             {"decline", "TASK_STATUS_DECLINED"}};
+  static const std::map<std::string, std::string> kStatus = {
+      {"accept", "TASK_STATUS_ACCEPTED"},
+      {"enroute", "TASK_STATUS_EN_ROUTE"},
+      {"arrived", "TASK_STATUS_ON_SITE"},
+      {"running", "TASK_STATUS_GENERATOR_RUNNING"},
+      {"decline", "TASK_STATUS_DECLINED"}};
   auto st = kStatus.find(cmd);
   if (st == kStatus.end() || args.size() != 2) return Usage(2);
   if (cmd == "decline" && !opt.count("--reason")) {
@@ -247,7 +285,9 @@ int main(int argc, char** argv) {
   }
   std::random_device rd;
   auto q = LoadQueue(queue);
-  q.push_back({{"task_id", args[1]}, {"status", st->second}, {"reason", opt["--reason"]},
+  q.push_back({{"task_id", args[1]},
+               {"status", st->second},
+               {"reason", opt["--reason"]},
                {"key", c.crew + "-" + std::to_string(rd()) + std::to_string(rd())}});
   SaveQueue(queue, q);  // queued first: a crash or a dead link loses nothing
   return Flush(c, queue, as_json);

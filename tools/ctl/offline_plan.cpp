@@ -65,7 +65,8 @@ scenario::Plan ToScenarioPlan(const scenario::Scenario& s, core::TimePoint at,
   for (const auto& r : plan.routes) {
     scenario::Route route{r.crew, {}};
     for (const auto& st : r.stops) {
-      route.stops.push_back(scenario::PlannedStop{st.site, st.eta, st.running_at, st.deadline, st.reason});
+      route.stops.push_back(
+          scenario::PlannedStop{st.site, st.eta, st.running_at, st.deadline, st.reason});
     }
     out.routes.push_back(std::move(route));
   }

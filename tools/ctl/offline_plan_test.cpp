@@ -41,8 +41,9 @@ TEST(OfflinePlanTest, TyphoonBeatsSeedRule) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   scenario::Score best = PlanAndScore(*s, dispatch::Algorithm::kBest);
   scenario::Score seed = PlanAndScore(*s, dispatch::Algorithm::kSeedRule);
-  std::printf("typhoon-small: planner vip_down %d weighted %.0f; seed rule vip_down %d weighted %.0f\n",
-              best.vip_down, best.weighted_down_min, seed.vip_down, seed.weighted_down_min);
+  std::printf(
+      "typhoon-small: planner vip_down %d weighted %.0f; seed rule vip_down %d weighted %.0f\n",
+      best.vip_down, best.weighted_down_min, seed.vip_down, seed.weighted_down_min);
   EXPECT_FALSE(seed.BetterThan(best));
 }
 

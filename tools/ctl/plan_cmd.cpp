@@ -26,16 +26,24 @@ int RunPlanCommand(int argc, char** argv) {
   dispatch::Options opts;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--at" && i + 1 < argc) at_text = argv[++i];
-    else if (a == "--budget-ms" && i + 1 < argc) opts.budget_ms = std::atoi(argv[++i]);
+    if (a == "--json")
+      json = true;
+    else if (a == "--at" && i + 1 < argc)
+      at_text = argv[++i];
+    else if (a == "--budget-ms" && i + 1 < argc)
+      opts.budget_ms = std::atoi(argv[++i]);
     else if (a == "--algorithm" && i + 1 < argc) {
       std::string alg = argv[++i];
-      if (alg == "seed") opts.algorithm = dispatch::Algorithm::kSeedRule;
-      else if (alg == "nearest") opts.algorithm = dispatch::Algorithm::kNearestFirst;
-      else if (alg != "best") return Usage(2);
-    } else if (a == "--help" || a == "-h") return Usage(0);
-    else if (!a.empty() && a[0] != '-' && path.empty()) path = a;
+      if (alg == "seed")
+        opts.algorithm = dispatch::Algorithm::kSeedRule;
+      else if (alg == "nearest")
+        opts.algorithm = dispatch::Algorithm::kNearestFirst;
+      else if (alg != "best")
+        return Usage(2);
+    } else if (a == "--help" || a == "-h")
+      return Usage(0);
+    else if (!a.empty() && a[0] != '-' && path.empty())
+      path = a;
     else {
       std::fprintf(stderr, "sitepowerctl plan: unknown argument '%s'\n", a.c_str());
       return Usage(2);
@@ -44,7 +52,8 @@ int RunPlanCommand(int argc, char** argv) {
   if (path.empty()) return Usage(2);
   auto s = scenario::LoadScenarioFile(path);
   if (!s.ok()) {
-    std::fprintf(stderr, "sitepowerctl plan: invalid scenario:\n%s\n", s.status().message().c_str());
+    std::fprintf(stderr, "sitepowerctl plan: invalid scenario:\n%s\n",
+                 s.status().message().c_str());
     return 2;
   }
   core::TimePoint at = s->start.at;
@@ -77,8 +86,8 @@ int RunPlanCommand(int argc, char** argv) {
   const int off = s->offset_min();
   std::printf("Plan for %s at %s (%zu sites to serve, %zu crews)\n", s->name.c_str(),
               core::FormatHhMm(at, off).c_str(), input.sites.size(), input.crews.size());
-  std::printf("%-5s %-3s %-8s %-6s %-6s %-6s %8s  %s\n", "crew", "#", "site", "eta", "runs",
-              "dead", "margin", "reason");
+  std::printf("%-5s %-3s %-8s %-6s %-6s %-6s %8s  %s\n", "crew", "#", "site", "eta", "runs", "dead",
+              "margin", "reason");
   for (const auto& r : plan.routes) {
     int k = 0;
     for (const auto& st : r.stops) {

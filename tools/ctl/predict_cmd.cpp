@@ -14,12 +14,13 @@ namespace sitepower::ctl {
 namespace {
 
 int Usage(int code) {
-  std::fprintf(stderr,
-               "usage: sitepowerctl predict --chemistry vrla|lfp --cells N --capacity-ah AH\n"
-               "         --rated-hours H [--strings S] [--soh X] [--soc X] [--temp-c T]\n"
-               "         --end-v-per-cell V (--current-a A | --power-w W) [--trace FILE.csv] [--json]\n"
-               "--trace: CSV with columns t_s,voltage_v,current_a,temp_c[,soc]; predicts the\n"
-               "remaining runtime at the end of the trace.\n");
+  std::fprintf(
+      stderr,
+      "usage: sitepowerctl predict --chemistry vrla|lfp --cells N --capacity-ah AH\n"
+      "         --rated-hours H [--strings S] [--soh X] [--soc X] [--temp-c T]\n"
+      "         --end-v-per-cell V (--current-a A | --power-w W) [--trace FILE.csv] [--json]\n"
+      "--trace: CSV with columns t_s,voltage_v,current_a,temp_c[,soc]; predicts the\n"
+      "remaining runtime at the end of the trace.\n");
   return code;
 }
 
@@ -77,9 +78,12 @@ int RunPredictCommand(int argc, char** argv) {
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--help" || a == "-h") return Usage(0);
-    else if (a.rfind("--", 0) == 0 && i + 1 < argc) opt[a] = argv[++i];
+    if (a == "--json")
+      json = true;
+    else if (a == "--help" || a == "-h")
+      return Usage(0);
+    else if (a.rfind("--", 0) == 0 && i + 1 < argc)
+      opt[a] = argv[++i];
     else {
       std::fprintf(stderr, "sitepowerctl predict: unexpected argument '%s'\n", a.c_str());
       return Usage(2);
@@ -93,7 +97,8 @@ int RunPredictCommand(int argc, char** argv) {
       return !required;
     }
     if (!ParseDouble(it->second, out)) {
-      std::fprintf(stderr, "sitepowerctl predict: %s: not a number: '%s'\n", key, it->second.c_str());
+      std::fprintf(stderr, "sitepowerctl predict: %s: not a number: '%s'\n", key,
+                   it->second.c_str());
       return false;
     }
     return true;
@@ -107,16 +112,17 @@ int RunPredictCommand(int argc, char** argv) {
   double cells = 0, strings = 1, current = 0, power = 0;
   if (!num("--cells", cells, true) || !num("--capacity-ah", b.capacity_ah, true) ||
       !num("--rated-hours", b.rated_hours, true) || !num("--strings", strings, false) ||
-      !num("--soh", b.soh, false) || !num("--soc", b.soc, false) || !num("--temp-c", b.temp_c, false) ||
-      !num("--end-v-per-cell", b.end_v_per_cell, true) || !num("--current-a", current, false) ||
-      !num("--power-w", power, false))
+      !num("--soh", b.soh, false) || !num("--soc", b.soc, false) ||
+      !num("--temp-c", b.temp_c, false) || !num("--end-v-per-cell", b.end_v_per_cell, true) ||
+      !num("--current-a", current, false) || !num("--power-w", power, false))
     return Usage(2);
   b.cells = static_cast<int>(cells);
   b.strings = static_cast<int>(strings);
   if (b.cells < 1 || b.capacity_ah <= 0 || b.rated_hours <= 0 || b.strings < 1 || b.soh <= 0 ||
       b.soh > 1 || b.soc < 0 || b.soc > 1) {
-    std::fprintf(stderr, "sitepowerctl predict: values out of range (cells>=1, capacity>0, "
-                         "0<soh<=1, 0<=soc<=1)\n");
+    std::fprintf(stderr,
+                 "sitepowerctl predict: values out of range (cells>=1, capacity>0, "
+                 "0<soh<=1, 0<=soc<=1)\n");
     return 2;
   }
   model::Load load{power, current};

@@ -41,8 +41,10 @@ Args Parse(int argc, char** argv, const std::vector<std::string>& flags) {
     if (s.rfind("--", 0) == 0) {
       bool is_flag = false;
       for (const auto& f : flags) is_flag |= (s == f);
-      if (is_flag || i + 1 >= argc) a.opts[s] = "1";
-      else a.opts[s] = argv[++i];
+      if (is_flag || i + 1 >= argc)
+        a.opts[s] = "1";
+      else
+        a.opts[s] = argv[++i];
     } else {
       a.positional.push_back(s);
     }
@@ -59,15 +61,24 @@ std::string ReadFile(const std::string& path) {
 
 const char* StatusName(v1::TaskStatus s) {
   switch (s) {
-    case v1::TASK_STATUS_ASSIGNED: return "assigned";
-    case v1::TASK_STATUS_ACCEPTED: return "accepted";
-    case v1::TASK_STATUS_EN_ROUTE: return "en route";
-    case v1::TASK_STATUS_ON_SITE: return "on site";
-    case v1::TASK_STATUS_GENERATOR_RUNNING: return "running";
-    case v1::TASK_STATUS_RELEASED: return "released";
-    case v1::TASK_STATUS_CANCELLED: return "cancelled";
-    case v1::TASK_STATUS_DECLINED: return "declined";
-    default: return "?";
+    case v1::TASK_STATUS_ASSIGNED:
+      return "assigned";
+    case v1::TASK_STATUS_ACCEPTED:
+      return "accepted";
+    case v1::TASK_STATUS_EN_ROUTE:
+      return "en route";
+    case v1::TASK_STATUS_ON_SITE:
+      return "on site";
+    case v1::TASK_STATUS_GENERATOR_RUNNING:
+      return "running";
+    case v1::TASK_STATUS_RELEASED:
+      return "released";
+    case v1::TASK_STATUS_CANCELLED:
+      return "cancelled";
+    case v1::TASK_STATUS_DECLINED:
+      return "declined";
+    default:
+      return "?";
   }
 }
 
@@ -141,12 +152,15 @@ int RunQueueCommand(int argc, char** argv) {
   int offset = std::stoi(a.get("--utc-offset-min", "0"));
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", "Bearer " + a.get("--token"));
-  if (!a.has("--watch")) ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!a.has("--watch"))
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   auto reader = stub->WatchQueue(&ctx, v1::WatchQueueRequest());
   v1::QueueSnapshot q;
   while (reader->Read(&q)) {
-    if (a.has("--json")) std::printf("%s\n", ToJson(q).dump().c_str());
-    else PrintTable(q, offset);
+    if (a.has("--json"))
+      std::printf("%s\n", ToJson(q).dump().c_str());
+    else
+      PrintTable(q, offset);
     std::fflush(stdout);
     if (!a.has("--watch")) {
       ctx.TryCancel();
@@ -228,7 +242,8 @@ int RunOverrideCommand(int argc, char** argv) {
   if (action == "pin" && need(3)) {
     body.update({{"action", "pin"}, {"site", a.positional[1]}, {"crew", a.positional[2]}});
   } else if (action == "protect-vip" && need(2) && a.has("--until")) {
-    body.update({{"action", "protect_vip"}, {"site", a.positional[1]}, {"until", a.get("--until")}});
+    body.update(
+        {{"action", "protect_vip"}, {"site", a.positional[1]}, {"until", a.get("--until")}});
   } else if ((action == "hold" || action == "cancel" || action == "clear") && need(2)) {
     body.update({{"action", action}, {"site", a.positional[1]}});
   } else if ((action == "crew-unavailable" || action == "crew-available") && need(2)) {

@@ -43,7 +43,9 @@ void CrewSim::CutLink(core::TimePoint until) {
   if (stream_ctx_) stream_ctx_->TryCancel();
 }
 
-bool CrewSim::LinkUp(core::TimePoint now) const { return !link_cut_until_ || now >= *link_cut_until_; }
+bool CrewSim::LinkUp(core::TimePoint now) const {
+  return !link_cut_until_ || now >= *link_cut_until_;
+}
 
 StreamStats CrewSim::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -55,9 +57,15 @@ std::string CrewSim::Describe() const {
   std::string s = cfg_.id + ": ";
   if (unavailable_) return s + "unavailable";
   switch (phase_) {
-    case Phase::kIdle: s += tasks_.empty() ? "idle" : "ready"; break;
-    case Phase::kTravel: s += "to " + target_site_; break;
-    case Phase::kHookup: s += "hooking up " + target_site_; break;
+    case Phase::kIdle:
+      s += tasks_.empty() ? "idle" : "ready";
+      break;
+    case Phase::kTravel:
+      s += "to " + target_site_;
+      break;
+    case Phase::kHookup:
+      s += "hooking up " + target_site_;
+      break;
   }
   return s + " (" + std::to_string(generators_left_) + " gen)";
 }
@@ -95,9 +103,10 @@ void CrewSim::StreamLoop() {
       if (ev.seq() != last_seq_ + 1) ++stats_.gaps;
       last_seq_ = ev.seq();
       const auto& t = ev.task();
-      if (ev.kind() == v1::TaskEvent::KIND_REASSIGNED || ev.kind() == v1::TaskEvent::KIND_CANCELLED ||
-          t.status() == v1::TASK_STATUS_RELEASED || t.status() == v1::TASK_STATUS_CANCELLED ||
-          t.status() == v1::TASK_STATUS_DECLINED || t.crew_id() != cfg_.id) {
+      if (ev.kind() == v1::TaskEvent::KIND_REASSIGNED ||
+          ev.kind() == v1::TaskEvent::KIND_CANCELLED || t.status() == v1::TASK_STATUS_RELEASED ||
+          t.status() == v1::TASK_STATUS_CANCELLED || t.status() == v1::TASK_STATUS_DECLINED ||
+          t.crew_id() != cfg_.id) {
         tasks_.erase(t.task_id());
       } else {
         tasks_[t.task_id()] = t;
@@ -133,7 +142,8 @@ void CrewSim::Send(const std::string& task, v1::TaskStatus status) {
   r.set_status(status);
   // One key per intended update (a task can come back to this crew and need a
   // second ACCEPTED); a retry of the same queued request reuses it.
-  r.set_idempotency_key(task + "/" + v1::TaskStatus_Name(status) + "/" + std::to_string(++updates_sent_));
+  r.set_idempotency_key(task + "/" + v1::TaskStatus_Name(status) + "/" +
+                        std::to_string(++updates_sent_));
   outbox_.push_back(std::move(r));
 }
 
@@ -181,13 +191,15 @@ void CrewSim::Tick(core::TimePoint now) {
   if (phase_ == Phase::kIdle && generators_left_ > 0) {
     const v1::Task* next = nullptr;
     for (const auto& [id, t] : tasks_)
-      if (t.status() != v1::TASK_STATUS_GENERATOR_RUNNING && (!next || t.order() < next->order())) next = &t;
+      if (t.status() != v1::TASK_STATUS_GENERATOR_RUNNING && (!next || t.order() < next->order()))
+        next = &t;
     if (next) {
       target_task_ = next->task_id();
       target_site_ = next->site_id();
       to_ = {next->location().lat(), next->location().lon()};
       depart_ = now;
-      arrive_ = now + core::FromMinutes(core::TravelMinutes(from_, to_, cfg_.travel, cfg_.speed_kmh));
+      arrive_ =
+          now + core::FromMinutes(core::TravelMinutes(from_, to_, cfg_.travel, cfg_.speed_kmh));
       hooked_until_ = arrive_ + core::FromMinutes(next->hookup_min());
       phase_ = Phase::kTravel;
       Send(next->task_id(), v1::TASK_STATUS_EN_ROUTE);

@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
 #include "core/geo.hpp"
 #include "core/time.hpp"
-#include <grpcpp/grpcpp.h>
 
 #include "sitepower/v1/crew.grpc.pb.h"
 
@@ -42,15 +42,16 @@ struct StreamStats {
 class CrewSim {
  public:
   // Called when the crew's generator starts carrying `site` (scenario time).
-  using OnGenerator = std::function<void(const std::string& site, const std::string& crew, core::TimePoint at)>;
+  using OnGenerator =
+      std::function<void(const std::string& site, const std::string& crew, core::TimePoint at)>;
   CrewSim(CrewSimConfig config, const core::Clock& clock, OnGenerator on_generator);
   ~CrewSim();
   void Start();
   void Stop();
-  void SetUnavailable();                      // drops out for good
-  void CutLink(core::TimePoint until);        // no network until then
+  void SetUnavailable();                // drops out for good
+  void CutLink(core::TimePoint until);  // no network until then
   StreamStats stats() const;
-  std::string Describe() const;               // "A1: en route to WZ-06 (5 left)"
+  std::string Describe() const;  // "A1: en route to WZ-06 (5 left)"
 
  private:
   struct Work;  // the task being worked on
@@ -69,7 +70,7 @@ class CrewSim {
   std::thread stream_thread_, work_thread_;
   std::atomic<bool> stop_{false}, unavailable_{false};
 
-  mutable std::mutex mu_;  // guards everything below
+  mutable std::mutex mu_;                             // guards everything below
   std::map<std::string, sitepower::v1::Task> tasks_;  // open tasks by id
   uint64_t last_seq_ = 0;
   StreamStats stats_;

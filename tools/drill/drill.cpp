@@ -76,8 +76,10 @@ struct SimSite {
   double true_runtime_min = 0;
   std::optional<core::TimePoint> failed_at, restored_at, empty_at, generator_at;
   std::string crew;
-  bool carried() const { return !failed_at || restored_at.has_value() || generator_at.has_value() ||
-                                site->fixed_generator; }
+  bool carried() const {
+    return !failed_at || restored_at.has_value() || generator_at.has_value() ||
+           site->fixed_generator;
+  }
 };
 
 class DaemonProcess {
@@ -123,49 +125,56 @@ class DaemonProcess {
   pid_t pid_ = -1;
 };
 
-std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::string& dir, int grpc_port,
-                         int http_port, core::TimePoint wall_start,
+std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::string& dir,
+                         int grpc_port, int http_port, core::TimePoint wall_start,
                          const std::map<std::string, SimSite>& sites, sim::ControllerFarm& farm,
-                         const std::map<std::string, std::string>& crew_tokens, const std::string& noc_token) {
+                         const std::map<std::string, std::string>& crew_tokens,
+                         const std::string& noc_token) {
   // Poll once per scenario minute on battery (every two on mains), within sane wall limits.
   int on_batt_ms = std::clamp(static_cast<int>(60000 / o.speed), 100, 10000);
   std::ostringstream y;
   y << "name: " << s.name << "\n";
-  y << "listen: {grpc: \"127.0.0.1:" << grpc_port << "\", http: \"127.0.0.1:" << http_port << "\"}\n";
+  y << "listen: {grpc: \"127.0.0.1:" << grpc_port << "\", http: \"127.0.0.1:" << http_port
+    << "\"}\n";
   y << "store: " << dir << "/sitepower.db\n";
   y << "state_file: " << dir << "/state.json\n";
   y << "clock: {scenario_start: \"" << core::FormatIso8601(s.start.at, s.offset_min())
-    << "\", wall_start_unix_ms: " << wall_start.time_since_epoch().count() << ", speed: " << o.speed << "}\n";
+    << "\", wall_start_unix_ms: " << wall_start.time_since_epoch().count() << ", speed: " << o.speed
+    << "}\n";
   y << "poll: {interval_ms: " << on_batt_ms * 2 << ", on_battery_interval_ms: " << on_batt_ms
-    << ", timeout_ms: " << std::clamp(on_batt_ms, 200, 1500) << ", stale_after_missed: 3, mains_fail_confirm: 2}\n";
-  y << "weights: {vip: " << s.weights.vip << ", key: " << s.weights.key << ", standard: " << s.weights.standard << "}\n";
-  y << "travel: {speed_kmh: " << s.travel.speed_kmh << ", road_factor: " << s.travel.road_factor << "}\n";
+    << ", timeout_ms: " << std::clamp(on_batt_ms, 200, 1500)
+    << ", stale_after_missed: 3, mains_fail_confirm: 2}\n";
+  y << "weights: {vip: " << s.weights.vip << ", key: " << s.weights.key
+    << ", standard: " << s.weights.standard << "}\n";
+  y << "travel: {speed_kmh: " << s.travel.speed_kmh << ", road_factor: " << s.travel.road_factor
+    << "}\n";
   y << "hookup_min: " << s.hookup_min << "\n";
   y << "planner: {budget_ms: 200, keep_margin_min: 10, ack_timeout_min: 10}\n";
   y << "noc_tokens:\n  - {name: drill-noc, sha256: " << api::Sha256Hex(noc_token) << "}\n";
   y << "sites:\n";
   for (const auto& site : s.sites) {
     const SimSite& ss = sites.at(site.id);
-    y << "  - id: \"" << site.id << "\"\n    name: \"" << site.name << "\"\n    grid: \"" << site.grid
-      << "\"\n    location: [" << site.location.lat << ", " << site.location.lon << "]\n    tier: "
-      << core::TierName(site.tier) << "\n    feeds: [";
-    for (size_t i = 0; i < site.feeds.size(); ++i) y << (i ? ", " : "") << "\"" << site.feeds[i] << "\"";
+    y << "  - id: \"" << site.id << "\"\n    name: \"" << site.name << "\"\n    grid: \""
+      << site.grid << "\"\n    location: [" << site.location.lat << ", " << site.location.lon
+      << "]\n    tier: " << core::TierName(site.tier) << "\n    feeds: [";
+    for (size_t i = 0; i < site.feeds.size(); ++i)
+      y << (i ? ", " : "") << "\"" << site.feeds[i] << "\"";
     y << "]\n    load_w: " << site.load_w << "\n    hookup_min: " << s.HookupMin(site) << "\n";
     if (site.battery) {
       const auto& b = *site.battery;
       y << "    battery: {chemistry: " << core::ChemistryName(b.chemistry) << ", cells: " << b.cells
-        << ", capacity_ah: " << b.capacity_ah << ", rated_hours: " << b.rated_hours << ", strings: " << b.strings
-        << ", soh: " << b.soh << ", soc: " << b.soc << ", temp_c: " << b.temp_c
-        << ", end_v_per_cell: " << b.end_v_per_cell << "}\n";
+        << ", capacity_ah: " << b.capacity_ah << ", rated_hours: " << b.rated_hours
+        << ", strings: " << b.strings << ", soh: " << b.soh << ", soc: " << b.soc
+        << ", temp_c: " << b.temp_c << ", end_v_per_cell: " << b.end_v_per_cell << "}\n";
     }
     if (site.fixed_generator) y << "    generator: fixed\n";
-    y << "    controller: {host: 127.0.0.1, port: " << farm.port(ss.farm_index) << ", unit: " << site.controller.unit
-      << ", map: " << site.controller.map << "}\n";
+    y << "    controller: {host: 127.0.0.1, port: " << farm.port(ss.farm_index)
+      << ", unit: " << site.controller.unit << ", map: " << site.controller.map << "}\n";
   }
   y << "crews:\n";
   for (const auto& c : s.crews) {
-    y << "  - id: \"" << c.id << "\"\n    grid: \"" << c.grid << "\"\n    location: [" << c.location.lat << ", "
-      << c.location.lon << "]\n    generators: " << c.generators << "\n";
+    y << "  - id: \"" << c.id << "\"\n    grid: \"" << c.grid << "\"\n    location: ["
+      << c.location.lat << ", " << c.location.lon << "]\n    generators: " << c.generators << "\n";
     if (c.speed_kmh) y << "    speed_kmh: " << *c.speed_kmh << "\n";
     y << "    token_sha256: " << api::Sha256Hex(crew_tokens.at(c.id)) << "\n";
   }
@@ -190,7 +199,8 @@ json EventJson(const scenario::Event& e, const Scenario& s) {
         if constexpr (std::is_same_v<T, scenario::DaemonKill>)
           j["daemon_kill"] = {{"restart_after_s", b.restart_after_s}};
         else if constexpr (std::is_same_v<T, scenario::ControllerFault>)
-          j["controller_fault"] = {{"site", b.site}, {"kind", scenario::FaultKindName(b.kind)}, {"for_min", b.for_min}};
+          j["controller_fault"] = {
+              {"site", b.site}, {"kind", scenario::FaultKindName(b.kind)}, {"for_min", b.for_min}};
         else if constexpr (std::is_same_v<T, scenario::CrewUnavailable>)
           j["crew_unavailable"] = b.crew;
         else if constexpr (std::is_same_v<T, scenario::CrewLinkCut>)
@@ -202,10 +212,14 @@ json EventJson(const scenario::Event& e, const Scenario& s) {
 
 sim::Fault ToSimFault(scenario::FaultKind k) {
   switch (k) {
-    case scenario::FaultKind::kTimeout: return sim::Fault::kTimeout;
-    case scenario::FaultKind::kException: return sim::Fault::kException;
-    case scenario::FaultKind::kGarbage: return sim::Fault::kGarbage;
-    case scenario::FaultKind::kHalfOpen: return sim::Fault::kHalfOpen;
+    case scenario::FaultKind::kTimeout:
+      return sim::Fault::kTimeout;
+    case scenario::FaultKind::kException:
+      return sim::Fault::kException;
+    case scenario::FaultKind::kGarbage:
+      return sim::Fault::kGarbage;
+    case scenario::FaultKind::kHalfOpen:
+      return sim::Fault::kHalfOpen;
   }
   return sim::Fault::kNone;
 }
@@ -214,32 +228,40 @@ sim::Fault ToSimFault(scenario::FaultKind k) {
 
 core::Result<scenario::Event> ParseChaos(const std::string& spec, const Scenario& s) {
   auto at = spec.find('@');
-  if (at == std::string::npos) return core::Status::InvalidArgument("--chaos " + spec + ": expected KIND@HH:MM[:ARGS]");
+  if (at == std::string::npos)
+    return core::Status::InvalidArgument("--chaos " + spec + ": expected KIND@HH:MM[:ARGS]");
   std::string kind = spec.substr(0, at);
   auto parts = Split(spec.substr(at + 1), ':');
-  if (parts.size() < 2) return core::Status::InvalidArgument("--chaos " + spec + ": expected KIND@HH:MM[:ARGS]");
+  if (parts.size() < 2)
+    return core::Status::InvalidArgument("--chaos " + spec + ": expected KIND@HH:MM[:ARGS]");
   auto t = ChaosTime(parts[0] + ":" + parts[1], s);
   if (!t) return core::Status::InvalidArgument("--chaos " + spec + ": bad time");
   std::vector<std::string> args(parts.begin() + 2, parts.end());
   scenario::Event e;
   e.at = *t;
-  auto bad = [&spec](const char* want) { return core::Status::InvalidArgument("--chaos " + spec + ": expected " + want); };
+  auto bad = [&spec](const char* want) {
+    return core::Status::InvalidArgument("--chaos " + spec + ": expected " + want);
+  };
   if (kind == "daemon_kill") {
     e.body = scenario::DaemonKill{args.empty() ? 0.0 : std::stod(args[0])};
   } else if (kind == "controller_fault") {
     if (args.size() != 3) return bad("controller_fault@HH:MM:SITE:KIND:FOR_MIN");
-    if (!s.FindSite(args[0])) return core::Status::InvalidArgument("--chaos " + spec + ": unknown site " + args[0]);
-    std::map<std::string, scenario::FaultKind> kinds = {{"timeout", scenario::FaultKind::kTimeout},
-                                                        {"exception", scenario::FaultKind::kException},
-                                                        {"garbage", scenario::FaultKind::kGarbage},
-                                                        {"half_open", scenario::FaultKind::kHalfOpen}};
+    if (!s.FindSite(args[0]))
+      return core::Status::InvalidArgument("--chaos " + spec + ": unknown site " + args[0]);
+    std::map<std::string, scenario::FaultKind> kinds = {
+        {"timeout", scenario::FaultKind::kTimeout},
+        {"exception", scenario::FaultKind::kException},
+        {"garbage", scenario::FaultKind::kGarbage},
+        {"half_open", scenario::FaultKind::kHalfOpen}};
     if (!kinds.count(args[1])) return bad("a fault kind timeout|exception|garbage|half_open");
     e.body = scenario::ControllerFault{args[0], kinds[args[1]], std::stod(args[2])};
   } else if (kind == "crew_unavailable") {
-    if (args.size() != 1 || !s.FindCrew(args[0])) return bad("crew_unavailable@HH:MM:CREW with a known crew");
+    if (args.size() != 1 || !s.FindCrew(args[0]))
+      return bad("crew_unavailable@HH:MM:CREW with a known crew");
     e.body = scenario::CrewUnavailable{args[0]};
   } else if (kind == "crew_link_cut") {
-    if (args.size() != 2 || !s.FindCrew(args[0])) return bad("crew_link_cut@HH:MM:CREW:FOR_MIN with a known crew");
+    if (args.size() != 2 || !s.FindCrew(args[0]))
+      return bad("crew_link_cut@HH:MM:CREW:FOR_MIN with a known crew");
     e.body = scenario::CrewLinkCut{args[0], std::stod(args[1])};
   } else {
     return core::Status::InvalidArgument("--chaos " + spec + ": unknown kind '" + kind + "'");
@@ -250,7 +272,8 @@ core::Result<scenario::Event> ParseChaos(const std::string& spec, const Scenario
 int RunDrill(const DrillOptions& o) {
   auto loaded = scenario::LoadScenarioFile(o.scenario_path);
   if (!loaded.ok()) {
-    std::fprintf(stderr, "sitepower-drill: invalid scenario:\n%s\n", loaded.status().message().c_str());
+    std::fprintf(stderr, "sitepower-drill: invalid scenario:\n%s\n",
+                 loaded.status().message().c_str());
     return 2;
   }
   Scenario s = std::move(*loaded);
@@ -274,7 +297,8 @@ int RunDrill(const DrillOptions& o) {
     fs::create_directories(dir);
   }
   std::string daemon = o.daemon_path;
-  if (daemon.empty()) daemon = (fs::read_symlink("/proc/self/exe").parent_path() / "sitepowerd").string();
+  if (daemon.empty())
+    daemon = (fs::read_symlink("/proc/self/exe").parent_path() / "sitepowerd").string();
 
   // Plants: one simulated controller and battery per site.
   sim::ControllerFarm farm;
@@ -285,7 +309,8 @@ int RunDrill(const DrillOptions& o) {
     std::string err;
     ss.farm_index = farm.Add(&err);
     if (ss.farm_index < 0) {
-      std::fprintf(stderr, "sitepower-drill: site %s: cannot start its simulated controller: %s\n", site.id.c_str(), err.c_str());
+      std::fprintf(stderr, "sitepower-drill: site %s: cannot start its simulated controller: %s\n",
+                   site.id.c_str(), err.c_str());
       return 1;
     }
     if (site.battery) {
@@ -306,7 +331,8 @@ int RunDrill(const DrillOptions& o) {
   core::SystemClock wall;
   const core::TimePoint wall_start = wall.Now() + std::chrono::milliseconds(1500);
   core::WarpedClock clock(s.start.at, wall_start, o.speed);
-  std::string config = DaemonConfig(s, o, dir, grpc_port, http_port, wall_start, sites, farm, tokens, noc_token);
+  std::string config =
+      DaemonConfig(s, o, dir, grpc_port, http_port, wall_start, sites, farm, tokens, noc_token);
   std::string state_file = dir + "/state.json";
   DaemonProcess proc(daemon, config, dir + "/sitepowerd.log");
   if (!proc.Start()) {
@@ -322,7 +348,8 @@ int RunDrill(const DrillOptions& o) {
     return false;
   };
   if (!wait_ready()) {
-    std::fprintf(stderr, "sitepower-drill: sitepowerd did not come up; see %s/sitepowerd.log\n", dir.c_str());
+    std::fprintf(stderr, "sitepower-drill: sitepowerd did not come up; see %s/sitepowerd.log\n",
+                 dir.c_str());
     return 1;
   }
   std::printf("dashboard: http://127.0.0.1:%d/\n", http_port);
@@ -342,17 +369,19 @@ int RunDrill(const DrillOptions& o) {
     cc.speed_kmh = c.speed_kmh.value_or(s.travel.speed_kmh);
     cc.travel = s.travel;
     cc.available_from = c.available_from;
-    crews[c.id] = std::make_unique<CrewSim>(cc, clock, [&mu, &sites](const std::string& site, const std::string& crew, core::TimePoint at) {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = sites.find(site);
-      if (it != sites.end() && !it->second.generator_at && !it->second.carried()) {
-        it->second.generator_at = at;
-        it->second.crew = crew;
-      } else if (it != sites.end() && !it->second.generator_at && it->second.failed_at) {
-        it->second.generator_at = at;  // mains back already; still record who came
-        it->second.crew = crew;
-      }
-    });
+    crews[c.id] = std::make_unique<CrewSim>(
+        cc, clock,
+        [&mu, &sites](const std::string& site, const std::string& crew, core::TimePoint at) {
+          std::lock_guard<std::mutex> lock(mu);
+          auto it = sites.find(site);
+          if (it != sites.end() && !it->second.generator_at && !it->second.carried()) {
+            it->second.generator_at = at;
+            it->second.crew = crew;
+          } else if (it != sites.end() && !it->second.generator_at && it->second.failed_at) {
+            it->second.generator_at = at;  // mains back already; still record who came
+            it->second.crew = crew;
+          }
+        });
   }
   for (auto& [id, c] : crews) c->Start();
 
@@ -379,13 +408,15 @@ int RunDrill(const DrillOptions& o) {
                 if (!sites.at(id).failed_at) sites.at(id).failed_at = e.at;
             } else if constexpr (std::is_same_v<T, scenario::MainsRestore>) {
               for (const auto& id : b.sites)
-                if (sites.at(id).failed_at && !sites.at(id).restored_at) sites.at(id).restored_at = e.at;
+                if (sites.at(id).failed_at && !sites.at(id).restored_at)
+                  sites.at(id).restored_at = e.at;
             } else if constexpr (std::is_same_v<T, scenario::CrewUnavailable>) {
               crews.at(b.crew)->SetUnavailable();
               injected.push_back(EventJson(e, s));
             } else if constexpr (std::is_same_v<T, scenario::ControllerFault>) {
               farm.SetFault(sites.at(b.site).farm_index, ToSimFault(b.kind));
-              fault_clears.emplace_back(e.at + core::FromMinutes(b.for_min), sites.at(b.site).farm_index);
+              fault_clears.emplace_back(e.at + core::FromMinutes(b.for_min),
+                                        sites.at(b.site).farm_index);
               injected.push_back(EventJson(e, s));
             } else if constexpr (std::is_same_v<T, scenario::DaemonKill>) {
               proc.Kill();
@@ -393,7 +424,8 @@ int RunDrill(const DrillOptions& o) {
               restart_at = std::chrono::steady_clock::now() +
                            std::chrono::milliseconds(static_cast<long>(b.restart_after_s * 1000));
               injected.push_back(EventJson(e, s));
-              std::printf("[%s] daemon killed (SIGKILL); restart in %.0f s\n", core::FormatHhMm(now, off).c_str(), b.restart_after_s);
+              std::printf("[%s] daemon killed (SIGKILL); restart in %.0f s\n",
+                          core::FormatHhMm(now, off).c_str(), b.restart_after_s);
             } else if constexpr (std::is_same_v<T, scenario::CrewLinkCut>) {
               crews.at(b.crew)->CutLink(e.at + core::FromMinutes(b.for_min));
               injected.push_back(EventJson(e, s));
@@ -412,8 +444,12 @@ int RunDrill(const DrillOptions& o) {
     if (restart_at && std::chrono::steady_clock::now() >= *restart_at) {
       restart_at.reset();
       proc.Start();
-      if (wait_ready()) std::printf("[%s] daemon restarted: dashboard: http://127.0.0.1:%d/\n", core::FormatHhMm(clock.Now(), off).c_str(), http_port);
-      else std::fprintf(stderr, "sitepower-drill: daemon did not come back; see %s/sitepowerd.log\n", dir.c_str());
+      if (wait_ready())
+        std::printf("[%s] daemon restarted: dashboard: http://127.0.0.1:%d/\n",
+                    core::FormatHhMm(clock.Now(), off).c_str(), http_port);
+      else
+        std::fprintf(stderr, "sitepower-drill: daemon did not come back; see %s/sitepowerd.log\n",
+                     dir.c_str());
     }
     // Plants.
     double dt_s = std::chrono::duration<double>(now - last).count();
@@ -425,7 +461,8 @@ int RunDrill(const DrillOptions& o) {
         const bool carried = ss.carried();
         if (now < s.start.at) break;
         if (ss.battery) {
-          for (double left = dt_s; left > 1e-9; left -= 10) ss.battery->Step(std::min(left, 10.0), carried);
+          for (double left = dt_s; left > 1e-9; left -= 10)
+            ss.battery->Step(std::min(left, 10.0), carried);
         }
         if (ss.failed_at && !carried && !ss.empty_at) {
           bool empty = ss.battery ? ss.battery->empty()
@@ -434,7 +471,8 @@ int RunDrill(const DrillOptions& o) {
         }
         sim::ControllerState st;
         if (ss.battery) {
-          st.voltage_v = carried && !ss.failed_at ? 2.23 * ss.site->battery->cells : ss.battery->voltage_v();
+          st.voltage_v =
+              carried && !ss.failed_at ? 2.23 * ss.site->battery->cells : ss.battery->voltage_v();
           st.current_a = ss.battery->current_a();
           st.soc_pct = ss.battery->soc_pct();
           st.temp_c = ss.battery->temp_c();
@@ -446,17 +484,20 @@ int RunDrill(const DrillOptions& o) {
                                (ss.site->fixed_generator && ss.failed_at && !st.mains_ok);
         st.lvd_open = ss.empty_at.has_value() && !carried;
         farm.Set(ss.farm_index, st);
-        if (st.lvd_open) ++down;
-        else if (st.generator_running) ++on_gen;
-        else if (!st.mains_ok) ++on_batt;
+        if (st.lvd_open)
+          ++down;
+        else if (st.generator_running)
+          ++on_gen;
+        else if (!st.mains_ok)
+          ++on_batt;
       }
     }
     if (!o.quiet && std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(2)) {
       last_progress = std::chrono::steady_clock::now();
       std::string crew_line;
       for (auto& [id, c] : crews) crew_line += "  " + c->Describe();
-      std::printf("[%s] on battery %d, on generator %d, down %d |%s\n", core::FormatHhMm(now, off).c_str(), on_batt,
-                  on_gen, down, crew_line.c_str());
+      std::printf("[%s] on battery %d, on generator %d, down %d |%s\n",
+                  core::FormatHhMm(now, off).c_str(), on_batt, on_gen, down, crew_line.c_str());
       std::fflush(stdout);
     }
     // End: the horizon, or nothing can change any more.
@@ -512,43 +553,56 @@ int RunDrill(const DrillOptions& o) {
     const auto& o2 = score.sites.at(site.id);
     json j = {{"tier", core::TierName(site.tier)}, {"down_min", std::round(o2.down_min * 10) / 10}};
     if (o2.mains_fail_at) j["mains_fail_at"] = core::FormatIso8601(*o2.mains_fail_at, off);
-    if (o2.generator_running_at) j["generator_running_at"] = core::FormatIso8601(*o2.generator_running_at, off);
+    if (o2.generator_running_at)
+      j["generator_running_at"] = core::FormatIso8601(*o2.generator_running_at, off);
     if (o2.crew) j["crew"] = *o2.crew;
     if (o2.runtime_min) j["runtime_min"] = std::round(*o2.runtime_min * 10) / 10;
     jsites[site.id] = j;
   }
-  json report = {{"scenario", s.name},
-                 {"speed", o.speed},
-                 {"sites", jsites},
-                 {"sites_down", {{"vip", score.vip_down}, {"key", score.key_down}, {"standard", score.standard_down}}},
-                 {"weighted_down_min", std::round(score.weighted_down_min * 10) / 10},
-                 {"last_generator_running_at", score.last_generator_running_at
-                                                    ? json(core::FormatIso8601(*score.last_generator_running_at, off))
-                                                    : json(nullptr)},
-                 {"injected", injected},
-                 {"crew_streams", {{"events", streams.events}, {"gaps", streams.gaps}, {"duplicates", streams.duplicates}}},
-                 {"ended", end_reason}};
+  json report = {
+      {"scenario", s.name},
+      {"speed", o.speed},
+      {"sites", jsites},
+      {"sites_down",
+       {{"vip", score.vip_down}, {"key", score.key_down}, {"standard", score.standard_down}}},
+      {"weighted_down_min", std::round(score.weighted_down_min * 10) / 10},
+      {"last_generator_running_at",
+       score.last_generator_running_at
+           ? json(core::FormatIso8601(*score.last_generator_running_at, off))
+           : json(nullptr)},
+      {"injected", injected},
+      {"crew_streams",
+       {{"events", streams.events}, {"gaps", streams.gaps}, {"duplicates", streams.duplicates}}},
+      {"ended", end_reason}};
   if (!o.report_path.empty()) {
     fs::path p(o.report_path);
     if (p.has_parent_path()) fs::create_directories(p.parent_path());
     std::ofstream(o.report_path) << report.dump(2) << "\n";
   }
-  std::printf("\n== drill report: %s at %gx (%s) ==\n", s.name.c_str(), o.speed, end_reason.c_str());
-  std::printf("%-8s %-9s %-6s %-6s %-6s %-5s %s\n", "site", "tier", "fail", "gen", "empty", "crew", "down_min");
+  std::printf("\n== drill report: %s at %gx (%s) ==\n", s.name.c_str(), o.speed,
+              end_reason.c_str());
+  std::printf("%-8s %-9s %-6s %-6s %-6s %-5s %s\n", "site", "tier", "fail", "gen", "empty", "crew",
+              "down_min");
   for (const auto& site : s.sites) {
     const auto& so = score.sites.at(site.id);
     const auto& ss = sites.at(site.id);
-    auto t = [off](const std::optional<core::TimePoint>& x) { return x ? core::FormatHhMm(*x, off) : std::string("-"); };
-    std::printf("%-8s %-9s %-6s %-6s %-6s %-5s %.1f\n", site.id.c_str(), std::string(core::TierName(site.tier)).c_str(),
-                t(so.mains_fail_at).c_str(), t(so.generator_running_at).c_str(), t(ss.empty_at).c_str(),
+    auto t = [off](const std::optional<core::TimePoint>& x) {
+      return x ? core::FormatHhMm(*x, off) : std::string("-");
+    };
+    std::printf("%-8s %-9s %-6s %-6s %-6s %-5s %.1f\n", site.id.c_str(),
+                std::string(core::TierName(site.tier)).c_str(), t(so.mains_fail_at).c_str(),
+                t(so.generator_running_at).c_str(), t(ss.empty_at).c_str(),
                 so.crew ? so.crew->c_str() : "-", so.down_min);
   }
-  std::printf("sites down: vip %d, key %d, standard %d; weighted_down_min %.1f\n", score.vip_down, score.key_down,
-              score.standard_down, score.weighted_down_min);
+  std::printf("sites down: vip %d, key %d, standard %d; weighted_down_min %.1f\n", score.vip_down,
+              score.key_down, score.standard_down, score.weighted_down_min);
   std::printf("last generator running: %s\n",
-              score.last_generator_running_at ? core::FormatHhMm(*score.last_generator_running_at, off).c_str() : "-");
+              score.last_generator_running_at
+                  ? core::FormatHhMm(*score.last_generator_running_at, off).c_str()
+                  : "-");
   std::printf("crew streams: %llu events, %llu gaps, %llu duplicates\n",
-              static_cast<unsigned long long>(streams.events), static_cast<unsigned long long>(streams.gaps),
+              static_cast<unsigned long long>(streams.events),
+              static_cast<unsigned long long>(streams.gaps),
               static_cast<unsigned long long>(streams.duplicates));
   if (!o.report_path.empty()) std::printf("report: %s\n", o.report_path.c_str());
   return 0;

@@ -14,8 +14,8 @@ struct DrillOptions {
   std::string scenario_path;
   double speed = 60;
   std::string report_path;
-  std::string daemon_path;  // default: sitepowerd next to this binary
-  std::string work_dir;     // default: a fresh temp dir (kept with --keep-dir)
+  std::string daemon_path;         // default: sitepowerd next to this binary
+  std::string work_dir;            // default: a fresh temp dir (kept with --keep-dir)
   std::vector<std::string> chaos;  // extra fault events, see ParseChaos
   bool quiet = false;
   double hold_s = 0;  // keep the daemon (and dashboard) up this long after the end

@@ -7,16 +7,17 @@
 
 namespace {
 int Usage(int code) {
-  std::fprintf(stderr,
-               "usage: sitepower-drill SCENARIO [--speed N] [--report FILE] [--daemon PATH]\n"
-               "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--quiet]\n"
-               "  --speed N     scenario minutes per wall minute (default 60; up to 600)\n"
-               "  --report F    write the FORMAT.md drill report (JSON) to F\n"
-               "  --chaos SPEC  add a fault (repeatable):\n"
-               "                daemon_kill@HH:MM:RESTART_AFTER_S\n"
-               "                controller_fault@HH:MM:SITE:timeout|exception|garbage|half_open:FOR_MIN\n"
-               "                crew_unavailable@HH:MM:CREW   crew_link_cut@HH:MM:CREW:FOR_MIN\n"
-               "  --hold-s N    keep the daemon and dashboard up N s after the drill ends\n");
+  std::fprintf(
+      stderr,
+      "usage: sitepower-drill SCENARIO [--speed N] [--report FILE] [--daemon PATH]\n"
+      "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--quiet]\n"
+      "  --speed N     scenario minutes per wall minute (default 60; up to 600)\n"
+      "  --report F    write the FORMAT.md drill report (JSON) to F\n"
+      "  --chaos SPEC  add a fault (repeatable):\n"
+      "                daemon_kill@HH:MM:RESTART_AFTER_S\n"
+      "                controller_fault@HH:MM:SITE:timeout|exception|garbage|half_open:FOR_MIN\n"
+      "                crew_unavailable@HH:MM:CREW   crew_link_cut@HH:MM:CREW:FOR_MIN\n"
+      "  --hold-s N    keep the daemon and dashboard up N s after the drill ends\n");
   return code;
 }
 }  // namespace
@@ -34,13 +35,20 @@ int main(int argc, char** argv) {
     if (a.rfind("--", 0) == 0) {
       const char* v = next();
       if (!v) return Usage(2);
-      if (a == "--speed") o.speed = std::atof(v);
-      else if (a == "--report") o.report_path = v;
-      else if (a == "--daemon") o.daemon_path = v;
-      else if (a == "--keep-dir") o.work_dir = v;
-      else if (a == "--chaos") o.chaos.push_back(v);
-      else if (a == "--hold-s") o.hold_s = std::atof(v);
-      else return Usage(2);
+      if (a == "--speed")
+        o.speed = std::atof(v);
+      else if (a == "--report")
+        o.report_path = v;
+      else if (a == "--daemon")
+        o.daemon_path = v;
+      else if (a == "--keep-dir")
+        o.work_dir = v;
+      else if (a == "--chaos")
+        o.chaos.push_back(v);
+      else if (a == "--hold-s")
+        o.hold_s = std::atof(v);
+      else
+        return Usage(2);
       continue;
     }
     if (!o.scenario_path.empty()) return Usage(2);

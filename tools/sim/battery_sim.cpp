@@ -48,7 +48,8 @@ double FractionAt(const std::array<std::pair<double, double>, N>& t, double rate
 
 }  // namespace
 
-BatterySim::BatterySim(const core::BatterySpec& spec, double load_w) : spec_(spec), load_w_(load_w) {
+BatterySim::BatterySim(const core::BatterySpec& spec, double load_w)
+    : spec_(spec), load_w_(load_w) {
   // A battery that starts partly discharged has already spent that share.
   used_ = std::clamp(1.0 - spec.soc, 0.0, 1.0);
   ah_drawn_ = (1.0 - spec.soc) * spec.capacity_ah * spec.strings * spec.soh;
@@ -74,7 +75,8 @@ double BatterySim::CapacityAtCurrentAh(double amps) const {
   double frac = lfp ? FractionAt(kLfp, c10, 1, amps) : FractionAt(kVrla, c10, 10, amps);
   // A lower end voltage releases more, mostly at high rates.
   double hours = frac * c10 / std::max(amps, 1e-6);
-  double end_gain = (1.80 - spec_.end_v_per_cell) * (lfp ? 0.0 : (0.6 + 0.8 / std::max(hours, 0.25)));
+  double end_gain =
+      (1.80 - spec_.end_v_per_cell) * (lfp ? 0.0 : (0.6 + 0.8 / std::max(hours, 0.25)));
   // Cold batteries deliver less (about 0.8 %/C below 25 C for lead-acid).
   double temp = spec_.temp_c >= 25 ? 1.0 : 1.0 - (lfp ? 0.005 : 0.008) * (25 - spec_.temp_c);
   return c10 * frac * (1.0 + end_gain) * std::max(0.2, temp) * spec_.soh;
@@ -88,7 +90,8 @@ double BatterySim::CellVoltage(double used, double string_amps) const {
   double start = lfp ? 3.30 - 0.03 * rate : 2.10 - 0.045 * rate;
   double end = spec_.end_v_per_cell;
   double u = std::clamp(used, 0.0, 1.0);
-  double shape = lfp ? 1.0 - std::pow(u, 8.0) * 0.9 - 0.1 * u : 1.0 - 0.55 * u - 0.45 * std::pow(u, 6.0);
+  double shape =
+      lfp ? 1.0 - std::pow(u, 8.0) * 0.9 - 0.1 * u : 1.0 - 0.55 * u - 0.45 * std::pow(u, 6.0);
   return end + (start - end) * std::max(0.0, shape);
 }
 
@@ -105,7 +108,8 @@ double BatterySim::soc_pct() const {
 void BatterySim::Step(double dt_s, bool carried) {
   if (carried) {
     // Recharge at about 0.1 C10 until full.
-    double amps = std::min(0.1 * spec_.capacity_ah * spec_.strings, ah_drawn_ * 3600 / std::max(dt_s, 1e-9));
+    double amps =
+        std::min(0.1 * spec_.capacity_ah * spec_.strings, ah_drawn_ * 3600 / std::max(dt_s, 1e-9));
     current_a_ = -amps;
     ah_drawn_ = std::max(0.0, ah_drawn_ - amps * dt_s / 3600);
     used_ = std::max(0.0, used_ - amps / std::max(1, spec_.strings) * dt_s / 3600 /
@@ -119,7 +123,8 @@ void BatterySim::Step(double dt_s, bool carried) {
   // Constant power: solve I = P / V(I) by a few fixed-point steps.
   double amps = current_a_ > 0 ? current_a_ : load_w_ / (2.0 * spec_.cells);
   for (int k = 0; k < 4; ++k)
-    amps = load_w_ / std::max(1.0, CellVoltage(used_, amps / std::max(1, spec_.strings)) * spec_.cells);
+    amps = load_w_ /
+           std::max(1.0, CellVoltage(used_, amps / std::max(1, spec_.strings)) * spec_.cells);
   current_a_ = amps;
   double per_string = amps / std::max(1, spec_.strings);
   used_ += per_string * dt_s / 3600.0 / CapacityAtCurrentAh(per_string);

@@ -33,8 +33,8 @@ class BatterySim {
 
   core::BatterySpec spec_;
   double load_w_;
-  double used_ = 0;        // fraction of the capacity available at the present rate that is spent
-  double ah_drawn_ = 0;    // since full, for the coulomb-counted SoC
+  double used_ = 0;      // fraction of the capacity available at the present rate that is spent
+  double ah_drawn_ = 0;  // since full, for the coulomb-counted SoC
   double current_a_ = 0;
 };
 

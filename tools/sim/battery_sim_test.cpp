@@ -57,7 +57,8 @@ TEST(BatterySimTest, FollowsPublishedTablesLoosely) {
   auto tables = nlohmann::json::parse(in);
   int checked = 0, within = 0;
   for (const auto& t : tables) {
-    if (t["mode"] != "current" || std::abs(t["end_v_per_cell"].get<double>() - 1.80) > 1e-6) continue;
+    if (t["mode"] != "current" || std::abs(t["end_v_per_cell"].get<double>() - 1.80) > 1e-6)
+      continue;
     core::BatterySpec b;
     b.cells = t["cells"];
     b.capacity_ah = t["rated_ah"];

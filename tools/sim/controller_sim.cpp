@@ -57,12 +57,12 @@ void InitLayout(modbus_mapping_t* m) {
   H(m, 40071, 62);
   for (int a = 40072; a <= 40133; ++a) H(m, a, 0xFFFF);  // not implemented unless set below
   for (int a = 40122; a <= 40133; ++a) H(m, a, 0x8000);  // scale factors: not implemented
-  H(m, 40122, 0);                                       // AHRtg_SF
-  H(m, 40126, 0);                                       // SoC_SF
-  H(m, 40128, 0);                                       // SoH_SF
-  H(m, 40129, static_cast<uint16_t>(-2));               // V_SF
-  H(m, 40131, static_cast<uint16_t>(-1));               // A_SF
-  H(m, 40133, 0);                                       // W_SF
+  H(m, 40122, 0);                                        // AHRtg_SF
+  H(m, 40126, 0);                                        // SoC_SF
+  H(m, 40128, 0);                                        // SoH_SF
+  H(m, 40129, static_cast<uint16_t>(-2));                // V_SF
+  H(m, 40131, static_cast<uint16_t>(-1));                // A_SF
+  H(m, 40133, 0);                                        // W_SF
   H(m, 40096, 0);
   H(m, 40097, 0);
   H(m, 40134, 0xFFFF);
@@ -178,9 +178,13 @@ void ControllerFarm::Impl::Serve(Controller& c, int fd, std::vector<int>& to_clo
   }
   std::lock_guard<std::mutex> lock(mu);
   switch (c.fault) {
-    case Fault::kNone: modbus_reply(c.ctx, query, rc, c.map); break;
-    case Fault::kTimeout: break;  // swallow the request: the client must time out
-    case Fault::kHalfOpen: break;
+    case Fault::kNone:
+      modbus_reply(c.ctx, query, rc, c.map);
+      break;
+    case Fault::kTimeout:
+      break;  // swallow the request: the client must time out
+    case Fault::kHalfOpen:
+      break;
     case Fault::kException:
       modbus_reply_exception(c.ctx, query, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
       break;
