@@ -121,7 +121,7 @@ void Engine::OnSiteEvent(SiteRuntime& s, const SiteEvent& e) {
       if (fast_poll_) fast_poll_(id, true);
       UpdatePrediction(s, e.at);
       PersistSite(s);
-      ScheduleReplan("mains failed at " + id);
+      ScheduleReplan("mains failed at " + id, /*burst=*/true);
       break;
     case SiteEvent::Kind::kMainsRestored:
       s.mains_fail_at.reset();
@@ -232,7 +232,7 @@ void Engine::OnLedgerEvent(const tasks::TaskEvent& e) {
   MarkViewsDirty();
 }
 
-void Engine::ScheduleReplan(const std::string& why) {
+void Engine::ScheduleReplan(const std::string& why, bool burst) {
   if (!started_) return;
   if (replan_why_.empty())
     replan_why_ = why;
@@ -240,12 +240,14 @@ void Engine::ScheduleReplan(const std::string& why) {
     replan_why_ += "; " + why;
   if (replan_pending_) return;
   replan_pending_ = true;
-  // Coalesce a burst (e.g. 18 sites failing at once, confirmed over one poll
-  // round) into one plan: wait one scenario minute, 30 ms to 2 s of wall time.
+  // Coalesce a burst into one plan: one scenario minute (30 ms to 2 s of wall
+  // time); after a mains failure, one whole on-mains poll round, so that a line
+  // cut that takes 18 sites is planned once, with all 18 known.
   auto window = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(60.0 / clock_.Speed()));
-  replan_timer_.expires_after(
-      std::clamp(window, std::chrono::milliseconds(30), std::chrono::milliseconds(2000)));
+  window = std::clamp(window, std::chrono::milliseconds(30), std::chrono::milliseconds(2000));
+  if (burst) window = std::max(window, std::chrono::milliseconds(config_.poll.interval_ms * 6 / 5));
+  replan_timer_.expires_after(window);
   replan_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     replan_pending_ = false;
@@ -268,7 +270,10 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
   std::map<core::CrewId, std::vector<tasks::Task>> open_by_crew;
   std::map<core::SiteId, core::CrewId> crew_of_site;
   for (const auto& t : ledger_.OpenTasks()) {
-    if (t.status == tasks::TaskStatus::kGeneratorRunning) running_tasks.insert(t.site);
+    // A generator being hooked up is as good as running for planning: its
+    // crew's generator is already counted as spent (see UsesGenerator).
+    if (t.status == tasks::TaskStatus::kGeneratorRunning || t.status == tasks::TaskStatus::kOnSite)
+      running_tasks.insert(t.site);
     open_by_crew[t.crew].push_back(t);
     crew_of_site[t.site] = t.crew;
   }
@@ -319,10 +324,14 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
       std::sort(tasks.begin(), tasks.end(),
                 [](const tasks::Task& a, const tasks::Task& b) { return a.order < b.order; });
       for (const auto& t : tasks) {
-        // A crew on its way or on site keeps its task; an accepted task that
-        // has not started may still move, visibly (REASSIGNED), if the plan says so.
-        if (t.status == tasks::TaskStatus::kEnRoute || t.status == tasks::TaskStatus::kOnSite)
-          cs.committed.push_back(t.site);
+        // A crew on site is planned from there, free once its hook-up is done.
+        if (t.status == tasks::TaskStatus::kOnSite) {
+          cs.location = t.location;
+          cs.available_from = std::max(now, t.updated + core::FromMinutes(t.hookup_min));
+        }
+        // A crew on its way keeps its task; an accepted task that has not
+        // started may still move, visibly (REASSIGNED), if the plan says so.
+        if (t.status == tasks::TaskStatus::kEnRoute) cs.committed.push_back(t.site);
       }
     }
     in.crews.push_back(std::move(cs));

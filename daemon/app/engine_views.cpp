@@ -157,7 +157,11 @@ void Engine::PublishViews() {
   q.set_version(version_);
   q.set_at_unix_ms(Ms(now));
   json queue = json::array();
+  // Plan order (crew, route position) first; tasks whose generator runs last.
   std::sort(open.begin(), open.end(), [](const tasks::Task& a, const tasks::Task& b) {
+    bool ra = a.status == tasks::TaskStatus::kGeneratorRunning;
+    bool rb = b.status == tasks::TaskStatus::kGeneratorRunning;
+    if (ra != rb) return rb;
     return a.crew != b.crew ? a.crew < b.crew : a.order < b.order;
   });
   for (const auto& t : open) {

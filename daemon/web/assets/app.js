@@ -46,14 +46,15 @@ function bandLeft(rt) {
 function renderQueue() {
   const sites = Object.fromEntries(state.sites.map((x) => [x.id, x]));
   const rows = state.queue.map((q) => {
-    const b = bandLeft(sites[q.site] && sites[q.site].runtime);
+    const running = q.status === 'generator_running';
+    const b = running ? null : bandLeft(sites[q.site] && sites[q.site].runtime);
     const margin = (q.deadline_unix_ms - q.running_unix_ms) / 60000;
-    const cls = margin < 0 ? 'margin-neg' : margin < 15 ? 'margin-thin' : '';
-    const band = b ? `<span class="band">${dur(b.p10)} / <b>${dur(b.p50)}</b> / ${dur(b.p90)}</span>` : '–';
+    const cls = running ? '' : margin < 0 ? 'margin-neg' : margin < 15 ? 'margin-thin' : '';
+    const band = running ? 'on generator' : b ? `<span class="band">${dur(b.p10)} / <b>${dur(b.p50)}</b> / ${dur(b.p90)}</span>` : '–';
     return `<tr class="${q.tier}" data-task="${esc(q.task_id)}" data-site="${esc(q.site)}"><td>${esc(q.crew)}</td><td>${q.order}</td>
       <td title="${esc(q.site_name)}">${esc(q.site)}</td><td class="tier-${q.tier}">${esc(q.tier)}</td><td>${band}</td>
       <td>${esc(q.status.replace('_', ' '))}</td><td>${hhmm(q.eta_unix_ms)}</td><td>${hhmm(q.running_unix_ms)}</td>
-      <td class="${cls}">${dur(margin)}</td><td class="reason">${esc(q.reason)}</td></tr>`;
+      <td class="${cls}">${running ? '–' : dur(margin)}</td><td class="reason">${esc(q.reason)}</td></tr>`;
   });
   $('#queue tbody').innerHTML = rows.join('') || '<tr><td colspan="10">No tasks: every site is on mains or served.</td></tr>';
 }
@@ -95,7 +96,7 @@ function renderMap() {
   }
   for (const q of state.queue) {
     const c = state.crews.find((c) => c.id === q.crew), s = byId[q.site];
-    if (!c || !s || q.order !== 1) continue;
+    if (!c || !s || q.order !== 1 || q.status === 'generator_running') continue;
     const [x1, y1] = xy(c.lat, c.lon), [x2, y2] = xy(s.lat, s.lon);
     svg += `<line x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" stroke="#58a6ff" stroke-width="1.5" opacity=".7"/>`;
   }
@@ -125,6 +126,7 @@ function render() {
   const p = state.plan;
   $('#plan-summary').textContent = p ? `planned ${hhmm(p.planned_at_unix_ms)} · ${p.vip_down} VIP predicted down · weighted down ${Math.round(p.weighted_down_min)} min` : '';
   renderQueue(); renderSites(); renderMap(); renderEvents();
+  $('#clock').textContent = hhmm(daemonNow());
 }
 
 function tick() {
