@@ -7,12 +7,13 @@ namespace v1 = sitepower::v1;
 namespace {
 int64_t Ms(core::TimePoint t) { return t.time_since_epoch().count(); }
 
-v1::Tier Tier(core::Tier t) {
+}  // namespace
+
+v1::Tier ToProtoTier(core::Tier t) {
   return t == core::Tier::kVip   ? v1::TIER_VIP
          : t == core::Tier::kKey ? v1::TIER_KEY
                                  : v1::TIER_STANDARD;
 }
-}  // namespace
 
 v1::TaskStatus ToProtoStatus(tasks::TaskStatus s) {
   switch (s) {
@@ -60,7 +61,7 @@ v1::Task ToProto(const tasks::Task& t) {
   p.set_site_name(t.site_name);
   p.mutable_location()->set_lat(t.location.lat);
   p.mutable_location()->set_lon(t.location.lon);
-  p.set_tier(Tier(t.tier));
+  p.set_tier(ToProtoTier(t.tier));
   p.set_crew_id(t.crew);
   p.set_status(ToProtoStatus(t.status));
   p.set_order(t.order);

@@ -13,5 +13,6 @@ sitepower::v1::TaskEvent ToProto(const tasks::TaskEvent& e);
 // Statuses a crew may send; nullopt for the others.
 std::optional<tasks::TaskStatus> FromProto(sitepower::v1::TaskStatus s);
 sitepower::v1::TaskStatus ToProtoStatus(tasks::TaskStatus s);
+sitepower::v1::Tier ToProtoTier(core::Tier t);
 
 }  // namespace sitepower::api

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "core/yaml_reader.hpp"
-#include "scenario/battery_yaml.hpp"
+#include "scenario/shared_yaml.hpp"
 
 namespace sitepower::app {
 namespace {
@@ -107,23 +107,6 @@ void ReadPlanner(YamlMap& root, Config& c, YamlErrors& errors) {
   p.keep_margin_min = m.Number("keep_margin_min", false, 0, 10000).value_or(p.keep_margin_min);
   p.ack_timeout_min = m.Number("ack_timeout_min", false, 0.1, 10000).value_or(p.ack_timeout_min);
   m.CheckNoUnknownKeys();
-}
-
-void ReadWeightsAndTravel(YamlMap& root, Config& c, YamlErrors& errors) {
-  if (YAML::Node n = root.Child("weights"); n.IsDefined()) {
-    YamlMap m(n, "weights", errors);
-    c.weights.vip = m.Number("vip", false, 0).value_or(c.weights.vip);
-    c.weights.key = m.Number("key", false, 0).value_or(c.weights.key);
-    c.weights.standard = m.Number("standard", false, 0).value_or(c.weights.standard);
-    m.CheckNoUnknownKeys();
-  }
-  if (YAML::Node n = root.Child("travel"); n.IsDefined()) {
-    YamlMap m(n, "travel", errors);
-    c.travel.speed_kmh = m.Number("speed_kmh", false, 1, 300).value_or(c.travel.speed_kmh);
-    c.travel.road_factor = m.Number("road_factor", false, 1, 10).value_or(c.travel.road_factor);
-    m.CheckNoUnknownKeys();
-  }
-  c.hookup_min = root.Number("hookup_min", false, 0, 600).value_or(c.hookup_min);
 }
 
 void ReadSite(const YAML::Node& n, const std::string& path, Config& c, YamlErrors& errors) {
@@ -284,7 +267,7 @@ core::Result<Config> LoadConfigString(const std::string& yaml, const std::string
   ReadClock(root, c, errors);
   ReadPoll(root, c, errors);
   c.maps_dir = root.String("maps_dir").value_or("");
-  ReadWeightsAndTravel(root, c, errors);
+  scenario::ReadWeightsTravelHookup(root, c.weights, c.travel, c.hookup_min);
   ReadPlanner(root, c, errors);
   ReadList(root, "noc_tokens", errors, [&c, &errors](const YAML::Node& n, const std::string& path) {
     YamlMap m(n, path, errors);

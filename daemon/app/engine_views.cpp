@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "api/convert.hpp"
 #include "app/engine.hpp"
 #include "app/engine_state.hpp"
 #include "app/log.hpp"
@@ -19,18 +20,6 @@ namespace v1 = sitepower::v1;
 namespace {
 
 int64_t Ms(TimePoint t) { return t.time_since_epoch().count(); }
-
-v1::Tier ToProto(core::Tier t) {
-  switch (t) {
-    case core::Tier::kVip:
-      return v1::TIER_VIP;
-    case core::Tier::kKey:
-      return v1::TIER_KEY;
-    case core::Tier::kStandard:
-      return v1::TIER_STANDARD;
-  }
-  return v1::TIER_UNSPECIFIED;
-}
 
 v1::PowerState ToProto(core::PowerState s) {
   switch (s) {
@@ -48,32 +37,6 @@ v1::PowerState ToProto(core::PowerState s) {
       return v1::POWER_STATE_STALE;
   }
   return v1::POWER_STATE_UNSPECIFIED;
-}
-
-std::string_view StatusName(tasks::TaskStatus s) {
-  switch (s) {
-    case tasks::TaskStatus::kAssigned:
-      return "assigned";
-    case tasks::TaskStatus::kAccepted:
-      return "accepted";
-    case tasks::TaskStatus::kEnRoute:
-      return "en_route";
-    case tasks::TaskStatus::kOnSite:
-      return "on_site";
-    case tasks::TaskStatus::kGeneratorRunning:
-      return "generator_running";
-    case tasks::TaskStatus::kReleased:
-      return "released";
-    case tasks::TaskStatus::kCancelled:
-      return "cancelled";
-    case tasks::TaskStatus::kDeclined:
-      return "declined";
-  }
-  return "assigned";
-}
-
-v1::TaskStatus ToProto(tasks::TaskStatus s) {
-  return static_cast<v1::TaskStatus>(static_cast<int>(s) + 1);
 }
 
 }  // namespace
@@ -95,7 +58,7 @@ void Engine::PublishViews() {
     st->set_grid(s.cfg.grid);
     st->mutable_location()->set_lat(s.cfg.location.lat);
     st->mutable_location()->set_lon(s.cfg.location.lon);
-    st->set_tier(ToProto(s.cfg.tier));
+    st->set_tier(api::ToProtoTier(s.cfg.tier));
     st->set_state(ToProto(s.state));
     for (const auto& f : s.cfg.feeds) st->add_feeds(f);
     json j = {{"id", id},
@@ -176,9 +139,9 @@ void Engine::PublishViews() {
     pt->set_site_name(t.site_name);
     pt->mutable_location()->set_lat(t.location.lat);
     pt->mutable_location()->set_lon(t.location.lon);
-    pt->set_tier(ToProto(t.tier));
+    pt->set_tier(api::ToProtoTier(t.tier));
     pt->set_crew_id(t.crew);
-    pt->set_status(ToProto(t.status));
+    pt->set_status(api::ToProtoStatus(t.status));
     pt->set_order(t.order);
     pt->set_eta_unix_ms(Ms(t.eta));
     pt->set_deadline_unix_ms(Ms(t.deadline));
@@ -199,7 +162,7 @@ void Engine::PublishViews() {
                      {"site_name", t.site_name},
                      {"tier", core::TierName(t.tier)},
                      {"crew", t.crew},
-                     {"status", StatusName(t.status)},
+                     {"status", tasks::TaskStatusName(t.status)},
                      {"order", t.order},
                      {"eta_unix_ms", Ms(t.eta)},
                      {"running_unix_ms", Ms(running)},
@@ -320,8 +283,8 @@ std::string Engine::MetricsText() {
   for (auto s :
        {tasks::TaskStatus::kAssigned, tasks::TaskStatus::kAccepted, tasks::TaskStatus::kEnRoute,
         tasks::TaskStatus::kOnSite, tasks::TaskStatus::kGeneratorRunning})
-    by_task[std::string(StatusName(s))] = 0;
-  for (const auto& t : ledger_.OpenTasks()) ++by_task[std::string(StatusName(t.status))];
+    by_task[std::string(tasks::TaskStatusName(s))] = 0;
+  for (const auto& t : ledger_.OpenTasks()) ++by_task[std::string(tasks::TaskStatusName(t.status))];
   m << "# HELP sitepower_tasks Open tasks per status.\n# TYPE sitepower_tasks gauge\n";
   for (const auto& [st, n] : by_task) m << "sitepower_tasks{status=\"" << st << "\"} " << n << "\n";
   counter("sitepower_plans_total", "Plans computed.", counters_.plans);

@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "core/yaml_reader.hpp"
-#include "scenario/battery_yaml.hpp"
 #include "scenario/scenario.hpp"
+#include "scenario/shared_yaml.hpp"
 
 namespace sitepower::scenario {
 namespace {
@@ -270,20 +270,7 @@ core::Result<Scenario> LoadScenarioString(const std::string& yaml, const std::st
   if (!errors.empty()) return errors.ToStatus();  // every later time needs start
   sc.end =
       ReadWhen(root, "end", false, sc.start, errors).value_or(sc.start.at + std::chrono::hours(24));
-  if (YAML::Node n = root.Child("weights"); n.IsDefined()) {
-    YamlMap m(n, "weights", errors);
-    sc.weights.vip = m.Number("vip", false, 0).value_or(sc.weights.vip);
-    sc.weights.key = m.Number("key", false, 0).value_or(sc.weights.key);
-    sc.weights.standard = m.Number("standard", false, 0).value_or(sc.weights.standard);
-    m.CheckNoUnknownKeys();
-  }
-  if (YAML::Node n = root.Child("travel"); n.IsDefined()) {
-    YamlMap m(n, "travel", errors);
-    sc.travel.speed_kmh = m.Number("speed_kmh", false, 1, 300).value_or(sc.travel.speed_kmh);
-    sc.travel.road_factor = m.Number("road_factor", false, 1, 10).value_or(sc.travel.road_factor);
-    m.CheckNoUnknownKeys();
-  }
-  sc.hookup_min = root.Number("hookup_min", false, 0, 600).value_or(sc.hookup_min);
+  ReadWeightsTravelHookup(root, sc.weights, sc.travel, sc.hookup_min);
   ReadSites(root, sc, errors);
   ReadCrews(root, sc, errors);
   ReadEvents(root, sc, errors);

@@ -1,4 +1,4 @@
-#include "scenario/battery_yaml.hpp"
+#include "scenario/shared_yaml.hpp"
 
 namespace sitepower::scenario {
 
@@ -28,6 +28,25 @@ std::optional<core::BatterySpec> ReadBattery(core::YamlMap& parent, const std::s
   m.CheckNoUnknownKeys();
   if (errors.errors().size() != before) return std::nullopt;
   return b;
+}
+
+void ReadWeightsTravelHookup(core::YamlMap& root, core::TierWeights& weights,
+                             core::TravelModel& travel, double& hookup_min) {
+  core::YamlErrors& errors = root.errors();
+  if (YAML::Node n = root.Child("weights"); n.IsDefined()) {
+    core::YamlMap m(n, root.PathOf("weights"), errors);
+    weights.vip = m.Number("vip", false, 0).value_or(weights.vip);
+    weights.key = m.Number("key", false, 0).value_or(weights.key);
+    weights.standard = m.Number("standard", false, 0).value_or(weights.standard);
+    m.CheckNoUnknownKeys();
+  }
+  if (YAML::Node n = root.Child("travel"); n.IsDefined()) {
+    core::YamlMap m(n, root.PathOf("travel"), errors);
+    travel.speed_kmh = m.Number("speed_kmh", false, 1, 300).value_or(travel.speed_kmh);
+    travel.road_factor = m.Number("road_factor", false, 1, 10).value_or(travel.road_factor);
+    m.CheckNoUnknownKeys();
+  }
+  hookup_min = root.Number("hookup_min", false, 0, 600).value_or(hookup_min);
 }
 
 }  // namespace sitepower::scenario
