@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -58,6 +60,15 @@ std::optional<core::TimePoint> ChaosTime(const std::string& hhmm, const Scenario
   auto t = core::ParseHhMmOn(hhmm, s.start);
   if (!t.ok()) return std::nullopt;
   return *t;
+}
+
+// A whole string as a number, or nullopt (no exceptions, no trailing junk).
+std::optional<double> Number(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || !std::isfinite(v) || v < 0) return std::nullopt;
+  return v;
 }
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -243,7 +254,10 @@ core::Result<scenario::Event> ParseChaos(const std::string& spec, const Scenario
     return core::Status::InvalidArgument("--chaos " + spec + ": expected " + want);
   };
   if (kind == "daemon_kill") {
-    e.body = scenario::DaemonKill{args.empty() ? 0.0 : std::stod(args[0])};
+    auto after = args.empty() ? std::optional<double>(0) : Number(args[0]);
+    if (args.size() > 1 || !after)
+      return bad("daemon_kill@HH:MM[:RESTART_AFTER_S] (seconds, a number)");
+    e.body = scenario::DaemonKill{*after};
   } else if (kind == "controller_fault") {
     if (args.size() != 3) return bad("controller_fault@HH:MM:SITE:KIND:FOR_MIN");
     if (!s.FindSite(args[0]))
@@ -253,16 +267,19 @@ core::Result<scenario::Event> ParseChaos(const std::string& spec, const Scenario
         {"exception", scenario::FaultKind::kException},
         {"garbage", scenario::FaultKind::kGarbage},
         {"half_open", scenario::FaultKind::kHalfOpen}};
+    auto for_min = Number(args[2]);
     if (!kinds.count(args[1])) return bad("a fault kind timeout|exception|garbage|half_open");
-    e.body = scenario::ControllerFault{args[0], kinds[args[1]], std::stod(args[2])};
+    if (!for_min) return bad("FOR_MIN as a number of minutes");
+    e.body = scenario::ControllerFault{args[0], kinds[args[1]], *for_min};
   } else if (kind == "crew_unavailable") {
     if (args.size() != 1 || !s.FindCrew(args[0]))
       return bad("crew_unavailable@HH:MM:CREW with a known crew");
     e.body = scenario::CrewUnavailable{args[0]};
   } else if (kind == "crew_link_cut") {
-    if (args.size() != 2 || !s.FindCrew(args[0]))
+    auto for_min = args.size() == 2 ? Number(args[1]) : std::nullopt;
+    if (!for_min || !s.FindCrew(args[0]))
       return bad("crew_link_cut@HH:MM:CREW:FOR_MIN with a known crew");
-    e.body = scenario::CrewLinkCut{args[0], std::stod(args[1])};
+    e.body = scenario::CrewLinkCut{args[0], *for_min};
   } else {
     return core::Status::InvalidArgument("--chaos " + spec + ": unknown kind '" + kind + "'");
   }

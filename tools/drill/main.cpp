@@ -13,7 +13,7 @@ int Usage(int code) {
       "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--quiet]\n"
       "  --speed N     scenario minutes per wall minute (default 60; up to 600)\n"
       "  --report F    write the FORMAT.md drill report (JSON) to F\n"
-      "  --chaos SPEC  add a fault (repeatable):\n"
+      "  --chaos SPEC  add faults (repeatable, or comma-separated):\n"
       "                daemon_kill@HH:MM:RESTART_AFTER_S\n"
       "                controller_fault@HH:MM:SITE:timeout|exception|garbage|half_open:FOR_MIN\n"
       "                crew_unavailable@HH:MM:CREW   crew_link_cut@HH:MM:CREW:FOR_MIN\n"
@@ -43,9 +43,15 @@ int main(int argc, char** argv) {
         o.daemon_path = v;
       else if (a == "--keep-dir")
         o.work_dir = v;
-      else if (a == "--chaos")
-        o.chaos.push_back(v);
-      else if (a == "--hold-s")
+      else if (a == "--chaos") {
+        // Several faults may come in one argument, separated by commas.
+        std::string list = v;
+        for (size_t start = 0, comma; start <= list.size(); start = comma + 1) {
+          comma = list.find(',', start);
+          if (comma == std::string::npos) comma = list.size();
+          if (comma > start) o.chaos.push_back(list.substr(start, comma - start));
+        }
+      } else if (a == "--hold-s")
         o.hold_s = std::atof(v);
       else
         return Usage(2);
