@@ -23,8 +23,9 @@ TEST(ChaosTest, ParsesEveryKindAndRefusesBadInput) {
                           "crew_unavailable@10:00:Z9", "flood@10:00", "daemon_kill@25:99:1"}) {
     auto r = ParseChaos(bad, *s);
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok())
+    if (!r.ok()) {
       EXPECT_NE(r.status().message().find(bad), std::string::npos) << r.status().message();
+    }
   }
 }
 
