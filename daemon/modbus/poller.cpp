@@ -1,147 +1,72 @@
 #include "modbus/poller.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <algorithm>
-#include <array>
+#include <cmath>
 #include <random>
+
+#include "modbus/connection.hpp"
+#include "modbus/sunspec.hpp"
 
 namespace sitepower::modbus {
 
 namespace asio = boost::asio;
 using asio::awaitable;
-using asio::ip::tcp;
 
-struct Poller::Device : std::enable_shared_from_this<Device> {
-  Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m)
+struct Poller::Device {
+  Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m, std::shared_ptr<Connection> c)
       : spec(std::move(s)),
+        base_map(m),
         map(m),
-        socket(io),
-        deadline(io),
+        conn(std::move(c)),
         tick(io),
         rng(static_cast<unsigned>(std::hash<std::string>()(spec.site))) {}
   DeviceSpec spec;
-  const RegisterMap& map;
-  tcp::socket socket;
-  asio::steady_timer deadline;  // per-request timeout: closes the socket
-  asio::steady_timer tick;      // between polls
-  std::minstd_rand rng;         // backoff jitter, seeded per site: reproducible
-  uint16_t next_tid = 1;
+  const RegisterMap& base_map;       // as written (common SunSpec layout)
+  RegisterMap map;                   // as this device has it (after SunSpec discovery)
+  bool located = false;              // SunSpec chain discovered and cached
+  std::shared_ptr<Connection> conn;  // shared by every unit on this endpoint
+  asio::steady_timer tick;           // between polls
+  std::minstd_rand rng;              // backoff jitter, seeded per site: reproducible
   int failures = 0;
   bool fast = false;
   bool stopped = false;
-  bool timed_out = false;
 };
 
 namespace {
 
-// Arms the device's deadline; when it fires first, the socket is closed and
-// the pending operation fails, so a silent device costs one timeout, no more.
-void ArmDeadline(const std::shared_ptr<Poller::Device>& d, core::Millis timeout);
-
-}  // namespace
-
-// The device loop and its helpers need access to Device, so they are members
-// of a small friend-free namespace scope via these free functions.
-namespace detail {
-
 using DevicePtr = std::shared_ptr<Poller::Device>;
 
-awaitable<core::Status> Connect(DevicePtr d, core::Millis timeout) {
-  boost::system::error_code ec;
-  tcp::resolver resolver(d->socket.get_executor());
-  auto endpoints = co_await resolver.async_resolve(d->spec.host, std::to_string(d->spec.port),
-                                                   asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return core::Status::Unavailable("resolve " + d->spec.host + ": " + ec.message());
-  d->timed_out = false;
-  ArmDeadline(d, timeout);
-  co_await asio::async_connect(d->socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  d->deadline.cancel();
-  if (ec || d->timed_out) {
-    d->socket.close(ec);
-    co_return core::Status::Unavailable("connect " + d->spec.host + ":" +
-                                        std::to_string(d->spec.port) + ": " +
-                                        (d->timed_out ? "timed out" : ec.message()));
+awaitable<core::Result<std::vector<uint16_t>>> Read(const DevicePtr& d, ReadBlock b,
+                                                    core::Millis timeout) {
+  return d->conn->Transact(static_cast<uint8_t>(d->spec.unit), b, timeout);
+}
+
+// Finds the device's SunSpec chain once and caches the relocated map; a
+// device whose model moved (firmware update) is found again after a refusal.
+awaitable<core::Status> Locate(DevicePtr d, core::Millis timeout) {
+  if (!d->base_map.sunspec_model || d->located) co_return core::Status::Ok();
+  SunSpecWalker walker;
+  while (auto next = walker.Next()) {
+    auto r = co_await Read(d, *next, timeout);
+    if (r.ok())
+      walker.Feed(*r);
+    else if (r.status().code() == core::Status::Code::kFailedPrecondition)
+      walker.FeedException(r.status().message());
+    else
+      co_return r.status();  // timeout, garbage, dropped link: not a "no"
   }
-  d->socket.set_option(tcp::no_delay(true), ec);
+  if (!walker.error().ok()) co_return walker.error();
+  auto moved = RelocateToChain(d->base_map, walker.chain());
+  if (!moved.ok()) co_return moved.status();
+  d->map = std::move(*moved);
+  d->located = true;
   co_return core::Status::Ok();
-}
-
-awaitable<core::Result<std::vector<uint16_t>>> Transact(DevicePtr d, ReadBlock b,
-                                                        core::Millis timeout) {
-  const uint16_t tid = d->next_tid++;
-  auto req = EncodeReadRequest(tid, static_cast<uint8_t>(d->spec.unit), b.fc, b.address, b.count);
-  std::string where = "fc " + std::to_string(static_cast<int>(b.fc)) + " register " +
-                      std::to_string(b.address) + "+" + std::to_string(b.count);
-  boost::system::error_code ec;
-  d->timed_out = false;
-  ArmDeadline(d, timeout);
-  co_await asio::async_write(d->socket, asio::buffer(req),
-                             asio::redirect_error(asio::use_awaitable, ec));
-  std::array<uint8_t, kMbapHeaderSize> head{};
-  if (!ec)
-    co_await asio::async_read(d->socket, asio::buffer(head),
-                              asio::redirect_error(asio::use_awaitable, ec));
-  core::Result<MbapHeader> h = core::Status::Internal("no header");
-  std::vector<uint8_t> pdu;
-  if (!ec) {
-    h = DecodeMbapHeader(head);
-    if (h.ok()) {
-      pdu.resize(h->length - 1);
-      co_await asio::async_read(d->socket, asio::buffer(pdu),
-                                asio::redirect_error(asio::use_awaitable, ec));
-    }
-  }
-  d->deadline.cancel();
-  if (d->timed_out)
-    co_return core::Status::DeadlineExceeded(where + ": no answer within " +
-                                             std::to_string(timeout.count()) + " ms");
-  if (ec) co_return core::Status::Unavailable(where + ": " + ec.message());
-  if (!h.ok()) co_return h.status().WithContext(where);
-  if (h->transaction_id != tid || h->unit != d->spec.unit)
-    co_return core::Status::InvalidArgument(
-        where + ": reply for transaction " + std::to_string(h->transaction_id) + " unit " +
-        std::to_string(h->unit) + ", expected " + std::to_string(tid) + " unit " +
-        std::to_string(d->spec.unit));
-  auto values = DecodeReadResponse(pdu, b.fc, b.count);
-  if (!values.ok()) co_return values.status().WithContext(where);
-  co_return values;
-}
-
-awaitable<core::Status> CheckSunSpecMarker(DevicePtr d, core::Millis timeout) {
-  if (!d->map.sunspec_marker) co_return core::Status::Ok();
-  auto r = co_await Transact(
-      d, ReadBlock{Function::kReadHoldingRegisters, d->map.sunspec_marker, 2}, timeout);
-  if (!r.ok()) co_return r.status();
-  if ((*r)[0] != 0x5375 || (*r)[1] != 0x6E53)
-    co_return core::Status::FailedPrecondition("no SunSpec \"SunS\" marker at register " +
-                                               std::to_string(d->map.sunspec_marker));
-  co_return core::Status::Ok();
-}
-
-}  // namespace detail
-
-namespace {
-
-void ArmDeadline(const std::shared_ptr<Poller::Device>& d, core::Millis timeout) {
-  d->deadline.expires_after(timeout);
-  d->deadline.async_wait(
-      [weak = std::weak_ptr<Poller::Device>(d)](const boost::system::error_code& ec) {
-        if (ec) return;  // cancelled: the operation finished in time
-        if (auto dev = weak.lock()) {
-          dev->timed_out = true;
-          boost::system::error_code ignored;
-          dev->socket.close(ignored);
-        }
-      });
 }
 
 // Exponential backoff with +-20 % jitter after consecutive failures, capped at
@@ -163,14 +88,10 @@ awaitable<void> PollLoop(std::shared_ptr<Poller::Device> d, const core::Clock* c
   d->tick.expires_after(core::Millis(stagger(d->rng)));
   co_await d->tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   while (!d->stopped) {
-    core::Status st;
-    if (!d->socket.is_open()) {
-      st = co_await detail::Connect(d, options.timeout);
-      if (st.ok()) st = co_await detail::CheckSunSpecMarker(d, options.timeout);
-    }
+    core::Status st = co_await Locate(d, options.timeout);
     std::vector<std::vector<uint16_t>> data;
     for (size_t i = 0; st.ok() && i < d->map.blocks.size() && !d->stopped; ++i) {
-      auto r = co_await detail::Transact(d, d->map.blocks[i], options.timeout);
+      auto r = co_await Read(d, d->map.blocks[i], options.timeout);
       if (r.ok())
         data.push_back(std::move(*r));
       else
@@ -189,8 +110,9 @@ awaitable<void> PollLoop(std::shared_ptr<Poller::Device> d, const core::Clock* c
                       std::to_string(d->spec.port) + " unit " + std::to_string(d->spec.unit) +
                       "): " + st.message();
       ++d->failures;
-      // An exception reply leaves the stream in sync; anything else may not.
-      if (st.code() != core::Status::Code::kFailedPrecondition) d->socket.close(ec);
+      // A refused read may mean the model moved: look for it again. (Links
+      // are the connection's business: it drops and reopens them itself.)
+      if (st.code() == core::Status::Code::kFailedPrecondition) d->located = false;
     }
     sink(d->spec.site, reading);
     d->tick.expires_after(NextDelay(*d, options));
@@ -217,7 +139,16 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
     return core::Status::InvalidArgument("site " + spec.site + ": unit id out of range");
   if (devices_.count(spec.site))
     return core::Status::AlreadyExists("site " + spec.site + ": polled twice");
-  auto d = std::make_shared<Device>(io_, spec, *map);
+  // One connection per endpoint, shared by every unit id there; it allows
+  // the smallest in-flight limit any map polled there asks for.
+  const std::string endpoint = spec.host + ":" + std::to_string(spec.port);
+  auto& conn = connections_[endpoint];
+  if (!conn)
+    conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port,
+                                        map->max_in_flight, options_.timeout);
+  else
+    conn->LimitInFlight(map->max_in_flight);
+  auto d = std::make_shared<Device>(io_, spec, *map, conn);
   devices_[spec.site] = d;
   if (started_) asio::co_spawn(io_, PollLoop(d, &clock_, options_, sink_), asio::detached);
   return core::Status::Ok();
@@ -240,11 +171,9 @@ void Poller::Start() {
 void Poller::Stop() {
   for (auto& [site, d] : devices_) {
     d->stopped = true;
-    boost::system::error_code ec;
     d->tick.cancel();
-    d->deadline.cancel();
-    d->socket.close(ec);
   }
+  for (auto& [endpoint, c] : connections_) c->Shutdown();
 }
 
 }  // namespace sitepower::modbus

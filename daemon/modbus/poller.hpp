@@ -1,7 +1,10 @@
 // Polls every site's controller over Modbus TCP on one io_context: no thread
 // per device, every request has a deadline, and a device that times out or
-// lies never delays the others (each device runs its own coroutine). Failed
-// devices back off exponentially with jitter and reconnect by themselves.
+// lies never delays the others (each device runs its own coroutine). Devices
+// on one endpoint (a gateway, unit ids behind one port) share one connection
+// with several requests in flight. Failed devices back off exponentially with
+// jitter; connections reopen by themselves. SunSpec maps find the device's
+// model chain first (sunspec.hpp) and cache it.
 //
 // Threading: construct, AddDevice, Start, Stop and SetFastPoll on the
 // io_context's thread (or before it runs). The sink is called on that thread.
@@ -19,6 +22,8 @@
 #include "modbus/site_state.hpp"
 
 namespace sitepower::modbus {
+
+class Connection;  // connection.hpp: one per endpoint, shared by its unit ids
 
 struct DeviceSpec {
   core::SiteId site;
@@ -62,6 +67,7 @@ class Poller {
   PollerOptions options_;
   Sink sink_;
   std::map<core::SiteId, std::shared_ptr<Device>> devices_;
+  std::map<std::string, std::shared_ptr<Connection>> connections_;  // by "host:port"
   bool started_ = false;
 };
 

@@ -42,9 +42,9 @@ int Words(ValueType t) {
   return (t == ValueType::kU32 || t == ValueType::kS32 || t == ValueType::kF32) ? 2 : 1;
 }
 
-// Coalesces the addresses each function code needs into as few reads as the
-// device allows: adjacent or nearby (gap <= 32) registers share a request.
-std::vector<ReadBlock> Coalesce(const RegisterMap& m) {
+}  // namespace
+
+std::vector<ReadBlock> CoalesceReads(const RegisterMap& m) {
   std::map<Function, std::set<uint16_t>> need;
   for (const auto& p : m.points) {
     for (int w = 0; w < Words(p.type); ++w) need[p.fc].insert(static_cast<uint16_t>(p.address + w));
@@ -67,8 +67,6 @@ std::vector<ReadBlock> Coalesce(const RegisterMap& m) {
   return blocks;
 }
 
-}  // namespace
-
 core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::string& source) {
   auto doc = core::LoadYamlString(yaml, source);
   if (!doc.ok()) return doc.status();
@@ -83,8 +81,18 @@ core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::s
   const long long base = root.Integer("address_base", false, 0, 1).value_or(0);
   m.max_block = static_cast<uint16_t>(root.Integer("max_block", false, 1, 125).value_or(125));
   m.max_connections = static_cast<int>(root.Integer("max_connections", false, 1, 64).value_or(1));
-  if (auto marker = root.Integer("sunspec_marker", false, 0, 65535))
-    m.sunspec_marker = static_cast<uint16_t>(*marker - base);
+  m.max_in_flight = static_cast<int>(root.Integer("max_in_flight", false, 1, 64).value_or(1));
+  if (YAML::Node ss = root.Child("sunspec"); ss.IsDefined()) {
+    core::YamlMap sm(ss, "sunspec", errors);
+    if (sm.valid()) {
+      m.sunspec_model = static_cast<uint16_t>(sm.Integer("model", true, 1, 65534).value_or(0));
+      m.sunspec_model_address = static_cast<uint16_t>(
+          sm.Integer("model_address", true, base, 65535 + base).value_or(base) - base);
+      m.sunspec_model_length =
+          static_cast<uint16_t>(sm.Integer("model_length", true, 0, 65535).value_or(0));
+      sm.CheckNoUnknownKeys();
+    }
+  }
   YAML::Node points = root.Child("points", true);
   if (points.IsDefined() && !points.IsSequence()) errors.Add(points, "points", "expected a list");
   std::set<std::string> seen;
@@ -138,7 +146,7 @@ core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::s
   }
   root.CheckNoUnknownKeys();
   if (!errors.empty()) return errors.ToStatus();
-  m.blocks = Coalesce(m);
+  m.blocks = CoalesceReads(m);
   return m;
 }
 

@@ -59,16 +59,26 @@ struct ReadBlock {
 struct RegisterMap {
   std::string name;
   std::string source;  // file it came from
-  uint16_t sunspec_marker =
-      0;  // non-zero: "SunS" must be at this address before points are trusted
+  // Non-zero: the device is SunSpec; its chain is discovered (sunspec.hpp) and
+  // the points inside this model are moved from where the map assumes the
+  // model header (sunspec_model_address, body sunspec_model_length registers)
+  // to where the device has it.
+  uint16_t sunspec_model = 0;
+  uint16_t sunspec_model_address = 0;
+  uint16_t sunspec_model_length = 0;
   uint16_t max_block = kMaxRegistersPerRead;
-  int max_connections = 1;
+  int max_connections = 1;  // the poller opens one per endpoint (<= any limit)
+  int max_in_flight = 1;    // requests outstanding at once on that connection
   std::vector<PointSpec> points;
   std::vector<ReadBlock> blocks;  // coalesced reads covering points and scale factors
 };
 
 // Canonical point names a map may use.
 const std::vector<std::string>& PointNames();
+
+// Coalesces the registers the points (and scale factors) need into as few
+// reads as the map allows (gaps of up to 32 registers are read through).
+std::vector<ReadBlock> CoalesceReads(const RegisterMap& m);
 
 // Parses a map file's text; every error names file:line and key.
 core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::string& source);
