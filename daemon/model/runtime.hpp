@@ -1,4 +1,6 @@
-// Battery runtime prediction. Pure: no I/O, no clock, no threads.
+// Battery runtime prediction from a state: plain functions over plain data
+// (no I/O, no clock, no threads). The physics is in curve.hpp; the online
+// estimator that corrects it from live telemetry is in estimator.hpp.
 #pragma once
 
 #include <string>
@@ -17,14 +19,42 @@ struct Load {
 
 // Minutes until the battery reaches its end voltage, as a band.
 struct RuntimeBand {
-  double p10_min = 0;  // pessimistic
+  double p10_min = 0;  // pessimistic: a VIP's deadline
   double p50_min = 0;
   double p90_min = 0;  // optimistic
-  std::string basis;   // how it was obtained, for operators: "model", "table", "telemetry"
+  std::string basis;   // how it was obtained, for operators: "curve", "table", "telemetry", ...
 };
+
+// How sure the inputs are, as relative standard deviations (log scale).
+// Defaults: nameplate state of health (a survey, not a measurement) and an
+// exactly known load, as in datasheet tables.
+struct Confidence {
+  double soh_sigma = 0.05;   // state of health / capacity
+  double load_sigma = 0.0;   // 0.03 for a measured load, ~0.15 for a configured estimate
+  double soc_sigma = 0.0;    // absolute, on the state of charge
+  double extra_sigma = 0.0;  // widening for degraded telemetry
+};
+
+// Relative standard deviation of the rate curve itself: the generic curve's
+// error on the published tables (see curve.hpp), or a datasheet table's.
+double CurveSigma(const core::BatterySpec& b);
+
+// Turns a median runtime and a log-normal sigma into a P10/P50/P90 band.
+RuntimeBand MakeBand(double p50_min, double sigma, std::string basis);
 
 // Runtime from the state in `battery` (soc, soh, temp_c) at a constant load.
 // A zero load gives an effectively infinite band (1e9 min); never fails.
-RuntimeBand PredictRuntime(const core::BatterySpec& battery, const Load& load);
+RuntimeBand PredictRuntime(const core::BatterySpec& battery, const Load& load,
+                           const Confidence& confidence = {});
+
+// Median minutes from a consumed fraction `used` (0 = full) with the capacity
+// multiplied by `scale` (state of health x temperature x learned correction).
+double RemainingMinutes(const core::BatterySpec& battery, const Load& load, double scale,
+                        double used);
+
+// The baseline common battery monitors use: one Peukert exponent (1.25) on
+// the rated capacity, the load divided by the nominal voltage. Kept for the
+// evaluation and the benchmark.
+double PeukertMinutes(const core::BatterySpec& battery, const Load& load, double exponent = 1.25);
 
 }  // namespace sitepower::model

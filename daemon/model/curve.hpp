@@ -1,0 +1,61 @@
+// The battery's physics as plain functions: how much of its capacity a string
+// delivers at a discharge rate and end voltage, its cell voltage along the way,
+// temperature derating, and the runtime at a constant current from full.
+// Pure: no I/O, no clock, no threads.
+//
+// VRLA: one generic rate curve, fitted once to published constant-current
+// tables of four AGM telecom blocks (40-190 Ah, 10 min to 20 h, end voltages
+// 1.60-1.85 V/cell; ../shared/data/battery-tables.json), as the fraction of
+// the C10 capacity (to 1.80 V/cell at 25 C) delivered within a runtime T:
+//   ln F = a + b L + c L^2 + d dv + e dv L + f dv^2 + g dv L^2,
+//   L = ln(T / 1 h), dv = end_v_per_cell - 1.80.
+// Its effective Peukert exponent runs from ~1.1 at 10-20 h to ~1.6 below
+// 30 min, and the end voltage matters most at high rates, as the tables show.
+// No per-battery constant: a site's own datasheet table, when given, replaces
+// the curve (BatterySpec::table).
+// LiFePO4: a flat curve (about 3 % per decade of rate; the end voltage hardly
+// matters above the knee), from typical telecom LFP module datasheets.
+#pragma once
+
+#include "core/site.hpp"
+
+namespace sitepower::model {
+
+// Fraction of the reference capacity (VRLA: C10 to 1.80 V/cell; LFP: the
+// rated capacity) delivered when the string reaches `end_v_per_cell` after
+// `hours` of constant-current discharge at 25 C.
+double CapacityFraction(core::Chemistry c, double hours, double end_v_per_cell);
+
+// Mean cell voltage over a constant-current discharge of that length (ties
+// constant-current and constant-power tables together: W per cell = A x V).
+double MeanCellVoltage(core::Chemistry c, double hours, double end_v_per_cell);
+
+// Cell voltage when a fraction `used` (0..1) of what the string can deliver at
+// this rate is spent: a slow linear fall, then the knee to the end voltage,
+// scaled so that its mean over the discharge is MeanCellVoltage().
+double CellVoltage(core::Chemistry c, double used, double hours, double end_v_per_cell);
+
+// Capacity available at temp_c relative to 25 C (IEEE 485 cell-size
+// correction factors for lead-acid; LFP derates less in the cold).
+double TemperatureFactor(core::Chemistry c, double temp_c);
+
+// The end voltage a rating refers to when the nameplate does not say:
+// lead-acid C10 to 1.80 V/cell, C20, C8, C3 and C1 to 1.75; LFP 2.50.
+double RatedEndVoltage(core::Chemistry c, double rated_hours);
+
+// Reference capacity of one string in Ah (VRLA: C10 to 1.80 V/cell), from its
+// rating at rated_hours: a 100 Ah C20 block is a ~93 Ah C10 block.
+double ReferenceCapacityAh(const core::BatterySpec& b);
+
+// Hours from full to the end voltage at a constant current per string, with
+// `scale` multiplying the capacity (state of health x temperature factor x
+// anything learned). Uses the battery's own datasheet table when it has one.
+// Returns +inf for a current <= 0.
+double HoursAtCurrent(const core::BatterySpec& b, double string_amps, double scale);
+
+// The same for a constant power per cell (W): current rises as the voltage
+// falls, so the discharge is integrated (Miner's rule over the consumed
+// fraction, I = P / V(used)) from `used0` to the end. Returns +inf for p <= 0.
+double HoursAtCellPower(const core::BatterySpec& b, double cell_w, double scale, double used0 = 0);
+
+}  // namespace sitepower::model
