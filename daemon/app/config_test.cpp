@@ -67,6 +67,33 @@ TEST(ConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_NE(m.find("sites[1].controller.prot: unknown key"), std::string::npos) << m;
 }
 
+TEST(ConfigTest, BatteryDatasheetTable) {
+  std::string good = kGood;
+  good.replace(good.find("end_v_per_cell: 1.8}"), 20,
+               "end_v_per_cell: 1.8,\n              table: {end_v_per_cell: 1.80, mode: current, "
+               "rows: [[128.7, 60], [76.2, 120], [19.0, 600]]}}");
+  auto c = LoadConfigString(good, "table.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const auto& b = *c->sites[0].battery;
+  ASSERT_EQ(b.table.size(), 3u);
+  EXPECT_DOUBLE_EQ(b.table[1].first, 76.2);
+  EXPECT_DOUBLE_EQ(b.table_end_v_per_cell, 1.80);
+  EXPECT_FALSE(b.table_is_power);
+
+  std::string bad = good;
+  bad.replace(bad.find("[76.2, 120]"), 11, "[76.2, -1]");
+  bad.replace(bad.find("mode: current"), 13, "mode: watts");
+  auto e = LoadConfigString(bad, "table.yaml");
+  ASSERT_FALSE(e.ok());
+  const std::string& m = e.status().message();
+  EXPECT_NE(m.find("sites[0].battery.table.rows[1]: expected [load, minutes] with both > 0"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("sites[0].battery.table.mode: expected current|power, got 'watts'"),
+            std::string::npos)
+      << m;
+}
+
 TEST(ConfigTest, CrossChecks) {
   std::string bad = kGood;
   bad.replace(bad.find("feeds: [S2]"), 11, "feeds: [S9]");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <set>
 
 #include "app/engine_state.hpp"
@@ -108,7 +109,7 @@ void Engine::OnReading(const core::SiteId& site, const modbus::Reading& r) {
   for (const SiteEvent& e : s.tracker.Feed(r)) OnSiteEvent(s, e);
   PowerState before = s.state;
   s.state = s.tracker.state();
-  if (s.mains_fail_at && r.poll_ok && !s.generator_running) UpdatePrediction(s, r.at);
+  if (s.mains_fail_at && r.poll_ok && !s.generator_running) UpdatePrediction(s, r.at, true);
   if (before != s.state) MarkViewsDirty();
 }
 
@@ -119,11 +120,12 @@ void Engine::OnSiteEvent(SiteRuntime& s, const SiteEvent& e) {
       if (!s.mains_fail_at) s.mains_fail_at = e.at;
       Log("mains_failed", id, "", "", "mains failure confirmed at " + FormatTime(e.at));
       if (fast_poll_) fast_poll_(id, true);
-      UpdatePrediction(s, e.at);
+      UpdatePrediction(s, e.at, false);
       PersistSite(s);
       ScheduleReplan("mains failed at " + id, /*burst=*/true);
       break;
     case SiteEvent::Kind::kMainsRestored:
+      LearnFromOutage(s);
       s.mains_fail_at.reset();
       s.band.reset();
       s.generator_running = false;
@@ -163,22 +165,53 @@ void Engine::OnSiteEvent(SiteRuntime& s, const SiteEvent& e) {
   MarkViewsDirty();
 }
 
-void Engine::UpdatePrediction(SiteRuntime& s, TimePoint now) {
+void Engine::UpdatePrediction(SiteRuntime& s, TimePoint now, bool new_reading) {
   if (!s.cfg.battery || !s.mains_fail_at) return;
-  core::BatterySpec spec = *s.cfg.battery;
   const modbus::Reading& r = s.last;
-  bool from_soc = s.has_reading && Good(r.soc_pct) && r.soc_pct.value > 0;
-  if (from_soc) spec.soc = std::clamp(r.soc_pct.value / 100.0, 0.001, 1.0);
-  if (s.has_reading && Good(r.battery_temp_c)) spec.temp_c = r.battery_temp_c.value;
-  double load_w = s.measured_load_w > 0 ? s.measured_load_w : s.cfg.load_w;
-  model::RuntimeBand band = model::PredictRuntime(spec, model::Load{load_w, 0});
-  TimePoint at = now;
-  if (!from_soc) at = *s.mains_fail_at;  // nameplate state: runtime counts from the outage start
-  double end_v = spec.end_v_per_cell * spec.cells;
-  if (s.has_reading && Good(r.battery_voltage_v) && r.battery_voltage_v.value <= end_v) {
-    band = model::RuntimeBand{0, 0, 0, "at end voltage"};
-    at = now;
+  if (!s.estimator) {
+    // The outage's estimator starts from the site's learned health. After a
+    // restart mid-outage it starts from the time already spent on battery
+    // (the controller's SoC, when it has one, corrects that at once).
+    core::BatterySpec spec = *s.cfg.battery;
+    spec.soh = s.health.soh;
+    model::Confidence conf;
+    conf.soh_sigma = s.health.sigma / std::max(0.05, s.health.soh);
+    conf.load_sigma = 0.15;  // a configured load is an estimate
+    const model::Load prior{s.cfg.load_w, 0};
+    double since = core::ToMinutes(now - *s.mains_fail_at);
+    if (since > 1) {
+      double total = model::PredictRuntime(spec, prior).p50_min;
+      spec.soc = std::clamp(spec.soc * (1.0 - since / std::max(1.0, total)), 0.0, 1.0);
+    }
+    s.estimator.emplace(spec, prior, conf);
   }
+  if (new_reading) {
+    constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+    auto value = [](const modbus::PointValue& p, double scale = 1.0) {
+      return Good(p) ? p.value * scale : kNaN;
+    };
+    model::Sample sample;
+    sample.t_s = static_cast<double>(now.time_since_epoch().count()) / 1000.0;
+    sample.voltage_v = value(r.battery_voltage_v);
+    sample.current_a = value(r.battery_current_a);
+    sample.temp_c = value(r.battery_temp_c);
+    sample.soc = value(r.soc_pct, 0.01);
+    uint32_t before = s.estimator->flags();
+    s.estimator->Add(sample);
+    uint32_t after = s.estimator->flags();
+    if (after != before)
+      Log("telemetry", s.cfg.id, "", "",
+          after == model::kTelemetryOk
+              ? "battery telemetry good again"
+              : "battery telemetry flagged (" + model::TelemetryFlagsText(after) +
+                    "): prediction falls back to the model with a wider band");
+  }
+  model::RuntimeBand band = s.estimator->Predict();
+  TimePoint at = now;
+  const core::BatterySpec& spec = *s.cfg.battery;
+  double end_v = spec.end_v_per_cell * spec.cells;
+  if (s.has_reading && Good(r.battery_voltage_v) && r.battery_voltage_v.value <= end_v)
+    band = model::RuntimeBand{0, 0, 0, "at end voltage"};
   if (s.band) {
     double old_p50 = core::ToMinutes(s.band_at - *s.mains_fail_at) + s.band->p50_min;
     double new_p50 = core::ToMinutes(at - *s.mains_fail_at) + band.p50_min;
@@ -187,16 +220,32 @@ void Engine::UpdatePrediction(SiteRuntime& s, TimePoint now) {
       Log("prediction", s.cfg.id, "", "",
           "runtime P50 changed " + std::to_string(static_cast<int>(old_p50)) + " -> " +
               std::to_string(static_cast<int>(new_p50)) + " min since outage: load " +
-              std::to_string(static_cast<int>(load_w)) + " W" +
-              (from_soc
-                   ? ", controller SoC " + std::to_string(static_cast<int>(spec.soc * 100)) + " %"
-                   : ", nameplate state") +
-              ", basis " + band.basis);
+              std::to_string(static_cast<int>(s.estimator->load_w())) + " W, spent " +
+              std::to_string(static_cast<int>(100 * s.estimator->used())) + " %, capacity x" +
+              std::to_string(s.estimator->capacity_scale()).substr(0, 4) + ", basis " + band.basis);
       ScheduleReplan("prediction changed at " + s.cfg.id);
     }
   }
   s.band = band;
   s.band_at = at;
+}
+
+// After an outage: what the discharge showed about the battery's capacity
+// is learned into the site's health, persisted, and used by the next outage.
+void Engine::LearnFromOutage(SiteRuntime& s) {
+  if (!s.estimator) return;
+  model::BatteryHealth h = model::LearnFromOutage(s.health, *s.estimator);
+  if (h.outages != s.health.outages)
+    Log("learned", s.cfg.id, "", "",
+        "battery health " + std::to_string(s.health.soh).substr(0, 4) + " -> " +
+            std::to_string(h.soh).substr(0, 4) + " after an outage that spent " +
+            std::to_string(static_cast<int>(100 * s.estimator->used())) + " %");
+  s.health = h;
+  s.estimator.reset();
+  store::Commit c;
+  c.kv.push_back({"health/" + s.cfg.id, model::HealthToJson(h)});
+  if (auto st = store_.Apply(c); !st.ok())
+    LogLine(LogLevel::kError, "store", {{"site", s.cfg.id}, {"error", st.message()}});
 }
 
 void Engine::OnCrewLocation(const core::CrewId& crew, core::LatLon where, TimePoint at) {

@@ -80,7 +80,8 @@ class Engine final : public api::NocBackend, public web::WebBackend {
 
   void OnSiteEvent(SiteRuntime& s, const modbus::SiteEvent& e);
   void OnLedgerEvent(const tasks::TaskEvent& e);  // io thread
-  void UpdatePrediction(SiteRuntime& s, core::TimePoint now);
+  void UpdatePrediction(SiteRuntime& s, core::TimePoint now, bool new_reading);
+  void LearnFromOutage(SiteRuntime& s);
   // Plans once after a burst of events; `burst` (a mains failure) waits for
   // one whole poll round so that every site of the same cut is known.
   void ScheduleReplan(const std::string& why, bool burst = false);

@@ -139,6 +139,14 @@ void Engine::RestoreState() {
       it->second->generator_running = j.value("generator_running", false);
     }
   }
+  auto health = store_.LoadKv("health/");
+  if (health.ok()) {
+    for (const auto& [key, value] : *health) {
+      auto it = sites_.find(key.substr(7));
+      model::BatteryHealth h;
+      if (it != sites_.end() && model::HealthFromJson(value, &h)) it->second->health = h;
+    }
+  }
   auto ov = store_.LoadKv("overrides/all");
   if (ov.ok() && ov->count("overrides/all")) {
     json j = json::parse(ov->at("overrides/all"), nullptr, false);

@@ -5,12 +5,16 @@
 #include <set>
 
 #include "app/engine.hpp"
+#include "model/estimator.hpp"
+#include "model/learning.hpp"
 
 namespace sitepower::app {
 
 struct Engine::SiteRuntime {
   SiteRuntime(const SiteConfig& c, const PollConfig& p)
-      : cfg(c), tracker(p.mains_fail_confirm, p.stale_after_missed) {}
+      : cfg(c), tracker(p.mains_fail_confirm, p.stale_after_missed) {
+    if (c.battery) health = model::PriorHealth(*c.battery);
+  }
   const SiteConfig& cfg;
   modbus::SiteStateTracker tracker;
   modbus::Reading last;
@@ -20,6 +24,8 @@ struct Engine::SiteRuntime {
   std::optional<model::RuntimeBand> band;  // minutes from band_at
   core::TimePoint band_at{};
   double measured_load_w = 0;
+  std::optional<model::DischargeEstimator> estimator;  // during an outage
+  model::BatteryHealth health;                         // learned across outages
   bool generator_running = false;
 };
 

@@ -84,7 +84,10 @@ void Engine::PublishViews() {
                       {"p90", s.band->p90_min},
                       {"at_unix_ms", Ms(s.band_at)},
                       {"basis", s.band->basis}};
+      if (s.estimator) j["telemetry"] = model::TelemetryFlagsText(s.estimator->flags());
     }
+    j["battery_health"] = {
+        {"soh", s.health.soh}, {"sigma", s.health.sigma}, {"outages_learned", s.health.outages}};
     if (s.mains_fail_at) st->set_mains_fail_unix_ms(Ms(*s.mains_fail_at));
     if (s.has_reading) {
       const auto& r = s.last;

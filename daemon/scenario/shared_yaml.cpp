@@ -25,6 +25,36 @@ std::optional<core::BatterySpec> ReadBattery(core::YamlMap& parent, const std::s
   b.soc = m.Number("soc", false, 0.0, 1.0).value_or(b.soc);
   b.temp_c = m.Number("temp_c", false, -50, 80).value_or(b.temp_c);
   b.end_v_per_cell = m.Number("end_v_per_cell", true, 0.5, 5.0).value_or(b.end_v_per_cell);
+  // sitepower extension (configs): the battery's own datasheet table,
+  //   table: {end_v_per_cell: 1.80, mode: current|power, rows: [[load, minutes], ...]}
+  // load in A per string (current) or W per cell (power).
+  if (YAML::Node tn = m.Child("table"); tn.IsDefined()) {
+    core::YamlMap t(tn, m.PathOf("table"), errors);
+    if (t.valid()) {
+      b.table_end_v_per_cell = t.Number("end_v_per_cell", true, 0.5, 5.0).value_or(0);
+      std::string mode = t.String("mode", true).value_or("current");
+      if (mode != "current" && mode != "power")
+        errors.Add(t.Child("mode"), t.PathOf("mode"), "expected current|power, got '" + mode + "'");
+      b.table_is_power = mode == "power";
+      YAML::Node rows = t.Child("rows", true);
+      if (rows.IsDefined() && (!rows.IsSequence() || rows.size() < 2)) {
+        errors.Add(rows, t.PathOf("rows"), "expected at least two [load, minutes] rows");
+      } else if (rows.IsDefined()) {
+        for (size_t i = 0; i < rows.size(); ++i) {
+          const std::string at = t.PathOf("rows") + "[" + std::to_string(i) + "]";
+          double load = 0, minutes = 0;
+          bool ok = rows[i].IsSequence() && rows[i].size() == 2 &&
+                    YAML::convert<double>::decode(rows[i][0], load) &&
+                    YAML::convert<double>::decode(rows[i][1], minutes) && load > 0 && minutes > 0;
+          if (!ok)
+            errors.Add(rows[i], at, "expected [load, minutes] with both > 0");
+          else
+            b.table.push_back({load, minutes});
+        }
+      }
+      t.CheckNoUnknownKeys();
+    }
+  }
   m.CheckNoUnknownKeys();
   if (errors.errors().size() != before) return std::nullopt;
   return b;

@@ -138,4 +138,51 @@ TEST(DrillE2eTest, PlanCommandPrintsFormatMdJson) {
   EXPECT_EQ(sites, 18u);
 }
 
+// The prediction CLI on a published table row (UPBH190FT, 1.75 V/cell: 133.7 A
+// per block for 60 min; 759.9 W per cell for 10 min) and on a trace.
+TEST(DrillE2eTest, PredictCommandPrintsTheBand) {
+  const std::string base = kBin +
+                           "/sitepowerctl predict --chemistry vrla --cells 6 --capacity-ah 190 "
+                           "--rated-hours 10 --end-v-per-cell 1.75 --json ";
+  for (auto [load, minutes] :
+       {std::pair<std::string, double>{"--current-a 133.7", 60}, {"--power-w 4559.4", 10}}) {
+    Result r = Exec(base + load);
+    ASSERT_EQ(r.code, 0) << r.out;
+    json j = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.out;
+    double p10 = j["runtime_min"]["p10"], p50 = j["runtime_min"]["p50"],
+           p90 = j["runtime_min"]["p90"];
+    EXPECT_NEAR(p50, minutes, 0.1 * minutes) << load;
+    EXPECT_LE(p10, minutes) << load;
+    EXPECT_GE(p90, minutes) << load;
+  }
+  // A trace: 24 cells, 2000 W, ten minutes at a steady voltage.
+  std::string trace = testing::TempDir() + "/trace.csv";
+  {
+    std::ofstream out(trace);
+    out << "t_s,voltage_v,current_a,temp_c\n";
+    for (int t = 0; t <= 600; t += 10)
+      out << t << "," << 50.0 - t * 0.0005 << "," << 2000 / (50.0 - t * 0.0005) << ",20\n";
+  }
+  Result r = Exec(kBin +
+                  "/sitepowerctl predict --chemistry vrla --cells 24 --capacity-ah 200 "
+                  "--rated-hours 10 --end-v-per-cell 1.80 --json --trace " +
+                  trace);
+  ASSERT_EQ(r.code, 0) << r.out;
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_GT(j["runtime_min"]["p50"].get<double>(), 60);
+  // A malformed trace names file:line.
+  {
+    std::ofstream out(trace);
+    out << "t_s,voltage_v,current_a,temp_c\n0,50,40,20\n10,fifty,40,20\n";
+  }
+  r = Exec(kBin +
+           "/sitepowerctl predict --chemistry vrla --cells 24 --capacity-ah 200 "
+           "--rated-hours 10 --end-v-per-cell 1.80 --trace " +
+           trace + " 2>&1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("trace.csv:3: not a number: 'fifty'"), std::string::npos) << r.out;
+}
+
 }  // namespace

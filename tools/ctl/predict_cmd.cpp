@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/estimator.hpp"
 #include "model/runtime.hpp"
 
 namespace sitepower::ctl {
@@ -126,6 +127,7 @@ int RunPredictCommand(int argc, char** argv) {
     return 2;
   }
   model::Load load{power, current};
+  model::RuntimeBand band;
   if (opt.count("--trace")) {
     std::vector<TraceRow> rows;
     std::string err;
@@ -133,19 +135,34 @@ int RunPredictCommand(int argc, char** argv) {
       std::fprintf(stderr, "sitepowerctl predict: %s\n", err.c_str());
       return 2;
     }
-    const TraceRow& last = rows.back();
-    double ah_out = 0;
-    for (size_t i = 1; i < rows.size(); ++i)
-      ah_out += std::max(0.0, rows[i].a) * (rows[i].t_s - rows[i - 1].t_s) / 3600.0;
-    b.temp_c = last.temp;
-    double usable_ah = b.capacity_ah * b.strings * b.soh;
-    b.soc = last.soc >= 0 ? last.soc : std::max(0.0, b.soc - ah_out / usable_ah);
-    if (power <= 0 && current <= 0) load = model::Load{last.v * last.a, 0};
+    // The daemon's own online estimator, fed the trace: the runtime left at
+    // its last sample. A given --power-w/--current-a is the prior load.
+    if (power <= 0 && current <= 0) load = model::Load{rows.front().v * rows.front().a, 0};
+    model::Confidence conf;
+    conf.load_sigma = 0.15;
+    model::DischargeEstimator est(b, load, conf);
+    for (const TraceRow& r : rows) {
+      model::Sample s;
+      s.t_s = r.t_s;
+      s.voltage_v = r.v;
+      s.current_a = r.a;
+      s.temp_c = r.temp;
+      if (r.soc >= 0) s.soc = r.soc > 1 ? r.soc / 100 : r.soc;
+      est.Add(s);
+    }
+    band = est.Predict();
+    if (!json)
+      std::printf(
+          "trace: %zu samples over %.0f min, %.1f Ah drawn, load %.0f W, spent %.0f %%, "
+          "capacity x%.2f, telemetry %s\n",
+          rows.size(), est.elapsed_s() / 60, est.discharged_ah(), est.load_w(), 100 * est.used(),
+          est.capacity_scale(), model::TelemetryFlagsText(est.flags()).c_str());
   } else if ((power > 0) == (current > 0)) {
     std::fprintf(stderr, "sitepowerctl predict: give exactly one of --current-a or --power-w\n");
     return Usage(2);
+  } else {
+    band = model::PredictRuntime(b, load);
   }
-  model::RuntimeBand band = model::PredictRuntime(b, load);
   if (json) {
     std::printf("{\"runtime_min\": {\"p10\": %.1f, \"p50\": %.1f, \"p90\": %.1f}}\n", band.p10_min,
                 band.p50_min, band.p90_min);
