@@ -50,7 +50,9 @@ function renderQueue() {
     const b = running ? null : bandLeft(sites[q.site] && sites[q.site].runtime);
     const margin = (q.deadline_unix_ms - q.running_unix_ms) / 60000;
     const cls = running ? '' : margin < 0 ? 'margin-neg' : margin < 15 ? 'margin-thin' : '';
-    const band = running ? 'on generator' : b ? `<span class="band">${dur(b.p10)} / <b>${dur(b.p50)}</b> / ${dur(b.p90)}</span>` : '–';
+    const rt = sites[q.site] && sites[q.site].runtime;
+    const flagged = rt && rt.basis && rt.basis.includes('telemetry ');
+    const band = running ? 'on generator' : b ? `<span class="band${flagged ? ' flagged' : ''}" title="${esc(rt.basis)}">${dur(b.p10)} / <b>${dur(b.p50)}</b> / ${dur(b.p90)}${flagged ? ' ⚠' : ''}</span>` : '–';
     return `<tr class="${q.tier}" data-task="${esc(q.task_id)}" data-site="${esc(q.site)}"><td>${esc(q.crew)}</td><td>${q.order}</td>
       <td title="${esc(q.site_name)}">${esc(q.site)}</td><td class="tier-${q.tier}">${esc(q.tier)}</td><td>${band}</td>
       <td>${esc(q.status.replace('_', ' '))}</td><td>${hhmm(q.eta_unix_ms)}</td><td>${hhmm(q.running_unix_ms)}</td>
@@ -68,7 +70,7 @@ function renderSites() {
     return `<tr data-site="${esc(x.id)}"><td>${esc(x.id)}</td><td>${esc(x.name)}</td><td>${esc(x.grid)}</td>
       <td class="tier-${x.tier}">${esc(x.tier)}</td><td><span class="state ${x.state}">${esc(x.state.replace('_', ' '))}</span></td>
       <td>${num(x.battery_v, 1)}</td><td>${num(x.battery_a, 1)}</td><td>${num(x.soc_pct, 0)}</td>
-      <td>${b && x.state === 'on_battery' ? dur(b.p50) : '–'}</td><td>${esc(x.override || '')}</td></tr>`;
+      <td title="${esc(x.runtime ? x.runtime.basis : '')}">${b && x.state === 'on_battery' ? dur(b.p50) + (x.telemetry && x.telemetry !== 'ok' ? ' ⚠ ' + esc(x.telemetry) : '') : '–'}</td><td>${esc(x.override || '')}</td></tr>`;
   }).join('');
   const counts = {};
   for (const x of state.sites) counts[x.state] = (counts[x.state] || 0) + 1;
