@@ -106,6 +106,8 @@ void ReadPlanner(YamlMap& root, Config& c, YamlErrors& errors) {
   p.budget_ms = m.Integer("budget_ms", false, 1, 60000).value_or(p.budget_ms);
   p.keep_margin_min = m.Number("keep_margin_min", false, 0, 10000).value_or(p.keep_margin_min);
   p.ack_timeout_min = m.Number("ack_timeout_min", false, 0.1, 10000).value_or(p.ack_timeout_min);
+  p.contradiction_min =
+      m.Number("contradiction_min", false, 0.01, 10000).value_or(p.contradiction_min);
   m.CheckNoUnknownKeys();
 }
 

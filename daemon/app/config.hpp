@@ -71,6 +71,9 @@ struct PlannerConfig {
   int budget_ms = 200;
   double keep_margin_min = 10;
   double ack_timeout_min = 10;
+  // A crew's "generator running" that the controller contradicts (battery
+  // still discharging) for this long is flagged to the NOC.
+  double contradiction_min = 10;
 };
 
 struct Config {

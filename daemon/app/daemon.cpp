@@ -144,6 +144,9 @@ int RunDaemon(const Config& config) {
   WriteStateFile(config.state_file, grpc.port(), web.port());
   LogLine(LogLevel::kInfo, "ready",
           {{"grpc_port", std::to_string(grpc.port())},
+           {"grpc_tls", config.tls_cert.empty()        ? "off"
+                        : config.tls_client_ca.empty() ? "on"
+                                                       : "on, client certificates required"},
            {"http_port", std::to_string(web.port())},
            {"sites", std::to_string(config.sites.size())},
            {"crews", std::to_string(config.crews.size())},

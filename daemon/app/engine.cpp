@@ -491,6 +491,44 @@ void Engine::CheckEscalations() {
   if (!escalated.empty()) ScheduleReplan("escalation");
 }
 
+// The closed loop's other half: a crew says the generator runs, but the
+// controller still shows the battery discharging. After the configured time
+// the NOC is told (log, dashboard, metrics); it clears by itself when the
+// telemetry agrees.
+void Engine::CheckContradictions() {
+  TimePoint now = clock_.Now();
+  auto limit = core::FromMinutes(config_.planner.contradiction_min);
+  std::set<core::SiteId> running;
+  for (const auto& t : ledger_.OpenTasks()) {
+    if (t.status != tasks::TaskStatus::kGeneratorRunning) continue;
+    auto it = sites_.find(t.site);
+    if (it == sites_.end()) continue;
+    SiteRuntime& s = *it->second;
+    running.insert(t.site);
+    const modbus::PointValue& amps = s.last.battery_current_a;
+    bool discharging = s.has_reading && s.state == core::PowerState::kOnBattery &&
+                       !s.generator_running && Good(amps) && amps.value > 0;
+    if (!discharging) {
+      if (!s.contradiction.empty()) {
+        Log("contradiction_cleared", t.site, t.crew, t.id,
+            "the controller now agrees: the generator carries the load");
+        s.contradiction.clear();
+        MarkViewsDirty();
+      }
+      continue;
+    }
+    if (!s.contradiction.empty() || now - t.updated < limit) continue;
+    ++counters_.contradictions;
+    s.contradiction = "crew " + t.crew + " reported the generator running at " +
+                      FormatTime(t.updated) + ", but the battery still discharges (" +
+                      std::to_string(static_cast<int>(amps.value)) + " A)";
+    Log("contradiction", t.site, t.crew, t.id, s.contradiction + ": NOC please check the site");
+    MarkViewsDirty();
+  }
+  for (auto& [id, s] : sites_)
+    if (!running.count(id)) s->contradiction.clear();
+}
+
 void Engine::ArmPeriodic() {
   // One tick per scenario minute (wall time: a minute on the real clock, 1 s at
   // 60x), clamped so drills stay smooth and real time stays cheap.
@@ -501,6 +539,7 @@ void Engine::ArmPeriodic() {
   periodic_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || !started_) return;
     CheckEscalations();
+    CheckContradictions();
     TimePoint now = clock_.Now();
     if (now - last_plan_at_ >= std::chrono::minutes(5)) ScheduleReplan("periodic re-plan");
     MarkViewsDirty();

@@ -82,6 +82,7 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   void OnLedgerEvent(const tasks::TaskEvent& e);  // io thread
   void UpdatePrediction(SiteRuntime& s, core::TimePoint now, bool new_reading);
   void LearnFromOutage(SiteRuntime& s);
+  void CheckContradictions();
   // Plans once after a burst of events; `burst` (a mains failure) waits for
   // one whole poll round so that every site of the same cut is known.
   void ScheduleReplan(const std::string& why, bool burst = false);
@@ -131,7 +132,7 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   // Counters for /metrics.
   struct Counters {
     uint64_t polls = 0, poll_errors = 0, plans = 0, prediction_changes = 0, overrides = 0,
-             escalations = 0;
+             escalations = 0, contradictions = 0;
     double last_plan_ms = 0, total_plan_ms = 0;
     std::map<std::string, uint64_t> polls_by_map, errors_by_map;
   } counters_;

@@ -26,6 +26,7 @@ struct Engine::SiteRuntime {
   double measured_load_w = 0;
   std::optional<model::DischargeEstimator> estimator;  // during an outage
   model::BatteryHealth health;                         // learned across outages
+  std::string contradiction;  // set while a crew report and the telemetry disagree
   bool generator_running = false;
 };
 

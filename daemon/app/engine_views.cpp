@@ -72,7 +72,8 @@ void Engine::PublishViews() {
               {"runtime", nullptr},
               {"mains_fail_unix_ms", s.mains_fail_at ? Ms(*s.mains_fail_at) : 0},
               {"task_id", nullptr},
-              {"override", nullptr}};
+              {"override", nullptr},
+              {"alert", s.contradiction.empty() ? json(nullptr) : json(s.contradiction)}};
     if (s.band && s.mains_fail_at) {
       v1::RuntimeBand* b = st->mutable_runtime();
       b->set_p10_min(s.band->p10_min);
@@ -101,6 +102,7 @@ void Engine::PublishViews() {
       j["battery_v"] = val(r.battery_voltage_v);
       j["battery_a"] = val(r.battery_current_a);
       j["soc_pct"] = val(r.soc_pct);
+      j["remaining_ah"] = val(r.remaining_ah);
       j["temp_c"] = val(r.battery_temp_c);
       j["last_sample_unix_ms"] = Ms(r.at);
     }
@@ -300,6 +302,9 @@ std::string Engine::MetricsText() {
   counter("sitepower_overrides_total", "Operator overrides applied.", counters_.overrides);
   counter("sitepower_escalations_total", "Tasks escalated for lack of acknowledgement.",
           counters_.escalations);
+  counter("sitepower_contradictions_total",
+          "Crew reports of a running generator that the telemetry contradicted.",
+          counters_.contradictions);
   if (stream_clients_) {
     m << "# HELP sitepower_stream_clients Connected gRPC stream clients.\n"
          "# TYPE sitepower_stream_clients gauge\nsitepower_stream_clients "

@@ -71,14 +71,18 @@ void ExpectAllUp(const json& report, const std::string& out, bool by_1105) {
 
 // The seed's event, played against the real daemon: nobody goes down and the
 // last generator runs no later than it did on the day (11:05).
+// With TLS on the gRPC port: every crew reaches the daemon through it.
 TEST(DrillE2eTest, WuzhaiKeepsEverySiteUp) {
   std::string dir = TempDir("wuzhai");
   Result r = Exec(kBin + "/sitepower-drill " + kScenarios +
-                  "wuzhai-2020-03-08.yaml --speed 300 --report " + dir +
+                  "wuzhai-2020-03-08.yaml --speed 300 --tls --report " + dir +
                   "/report.json --keep-dir " + dir + "/run");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("dashboard: http://127.0.0.1:"), std::string::npos);
   ExpectAllUp(ReadJson(dir + "/report.json"), r.out, /*by_1105=*/true);
+  std::ifstream log(dir + "/run/sitepowerd.log");
+  std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("grpc_tls=on"), std::string::npos);
 }
 
 // kill -9 at 09:40 and a restart: the same outcome, and no crew stream shows

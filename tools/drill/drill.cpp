@@ -162,6 +162,7 @@ std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::st
   y << "hookup_min: " << s.hookup_min << "\n";
   y << "planner: {budget_ms: 200, keep_margin_min: 10, ack_timeout_min: 10}\n";
   y << "noc_tokens:\n  - {name: drill-noc, sha256: " << api::Sha256Hex(noc_token) << "}\n";
+  if (o.tls) y << "tls: {cert: " << dir << "/tls-cert.pem, key: " << dir << "/tls-key.pem}\n";
   y << "sites:\n";
   for (const auto& site : s.sites) {
     const SimSite& ss = sites.at(site.id);
@@ -340,6 +341,28 @@ int RunDrill(const DrillOptions& o) {
   }
   farm.Start();
 
+  // With --tls: a self-signed certificate for 127.0.0.1 (the openssl tool),
+  // which the daemon serves and the crews trust, as a real region would with
+  // its own CA.
+  std::shared_ptr<grpc::ChannelCredentials> grpc_credentials = grpc::InsecureChannelCredentials();
+  if (o.tls) {
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+        " -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+        dir + "/tls-key.pem -out " + dir + "/tls-cert.pem 2>" + dir + "/openssl.log";
+    std::ifstream cert;
+    if (std::system(cmd.c_str()) != 0 || (cert.open(dir + "/tls-cert.pem"), !cert)) {
+      std::fprintf(
+          stderr,
+          "sitepower-drill: --tls: openssl could not make a certificate; see %s/openssl.log\n",
+          dir.c_str());
+      return 1;
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(cert), {});
+    grpc_credentials = grpc::SslCredentials(ssl);
+  }
+
   std::map<std::string, std::string> tokens;
   for (const auto& c : s.crews) tokens[c.id] = "drill-" + c.id + "-" + RandomHex(16);
   const std::string noc_token = "drill-noc-" + RandomHex(16);
@@ -380,7 +403,7 @@ int RunDrill(const DrillOptions& o) {
     cc.id = c.id;
     cc.token = tokens[c.id];
     cc.server = "127.0.0.1:" + std::to_string(grpc_port);
-    cc.credentials = grpc::InsecureChannelCredentials();
+    cc.credentials = grpc_credentials;
     cc.location = c.location;
     cc.generators = c.generators;
     cc.speed_kmh = c.speed_kmh.value_or(s.travel.speed_kmh);

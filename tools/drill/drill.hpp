@@ -19,6 +19,7 @@ struct DrillOptions {
   std::vector<std::string> chaos;  // extra fault events, see ParseChaos
   bool quiet = false;
   double hold_s = 0;  // keep the daemon (and dashboard) up this long after the end
+  bool tls = false;   // gRPC over TLS: a fresh self-signed certificate for 127.0.0.1
 };
 
 // "daemon_kill@09:40:30" (restart after 30 s), "controller_fault@09:20:WZ-02:timeout:20",

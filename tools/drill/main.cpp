@@ -10,14 +10,16 @@ int Usage(int code) {
   std::fprintf(
       stderr,
       "usage: sitepower-drill SCENARIO [--speed N] [--report FILE] [--daemon PATH]\n"
-      "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--quiet]\n"
+      "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--tls] [--quiet]\n"
       "  --speed N     scenario minutes per wall minute (default 60; up to 600)\n"
       "  --report F    write the FORMAT.md drill report (JSON) to F\n"
       "  --chaos SPEC  add faults (repeatable, or comma-separated):\n"
       "                daemon_kill@HH:MM:RESTART_AFTER_S\n"
       "                controller_fault@HH:MM:SITE:timeout|exception|garbage|half_open:FOR_MIN\n"
       "                crew_unavailable@HH:MM:CREW   crew_link_cut@HH:MM:CREW:FOR_MIN\n"
-      "  --hold-s N    keep the daemon and dashboard up N s after the drill ends\n");
+      "  --hold-s N    keep the daemon and dashboard up N s after the drill ends\n"
+      "  --tls         the crews talk to the daemon over TLS (a self-signed certificate\n"
+      "                for 127.0.0.1 is made in the work dir)\n");
   return code;
 }
 }  // namespace
@@ -30,6 +32,10 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") return Usage(0);
     if (a == "--quiet") {
       o.quiet = true;
+      continue;
+    }
+    if (a == "--tls") {
+      o.tls = true;
       continue;
     }
     if (a.rfind("--", 0) == 0) {

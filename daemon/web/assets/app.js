@@ -70,7 +70,7 @@ function renderSites() {
     return `<tr data-site="${esc(x.id)}"><td>${esc(x.id)}</td><td>${esc(x.name)}</td><td>${esc(x.grid)}</td>
       <td class="tier-${x.tier}">${esc(x.tier)}</td><td><span class="state ${x.state}">${esc(x.state.replace('_', ' '))}</span></td>
       <td>${num(x.battery_v, 1)}</td><td>${num(x.battery_a, 1)}</td><td>${num(x.soc_pct, 0)}</td>
-      <td title="${esc(x.runtime ? x.runtime.basis : '')}">${b && x.state === 'on_battery' ? dur(b.p50) + (x.telemetry && x.telemetry !== 'ok' ? ' ⚠ ' + esc(x.telemetry) : '') : '–'}</td><td>${esc(x.override || '')}</td></tr>`;
+      <td title="${esc(x.runtime ? x.runtime.basis : '')}">${b && x.state === 'on_battery' ? dur(b.p50) + (x.telemetry && x.telemetry !== 'ok' ? ' ⚠ ' + esc(x.telemetry) : '') : '–'}</td><td>${esc(x.override || '')}${x.alert ? ` <span class="margin-neg" title="${esc(x.alert)}">⚠ report contradicted</span>` : ''}</td></tr>`;
   }).join('');
   const counts = {};
   for (const x of state.sites) counts[x.state] = (counts[x.state] || 0) + 1;

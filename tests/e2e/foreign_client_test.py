@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""Foreign peers against the real sitepowerd, from Debian's Python packages.
+
+- A Modbus server this project did not write (python3-pymodbus) plays a DC
+  power controller through a YAML register map: scale factors read from a
+  register (SunSpec style), a signed current that the map inverts, a 32-bit
+  value with its low word first. The daemon's decoded values are checked on
+  its /api/state.
+- A crew client this project did not write (python3-grpcio, stubs generated
+  here from proto/ with protoc and grpc_python_plugin): the auth matrix,
+  subscribe, accept, an idempotent retry, a dropped connection, and a resume
+  with no gap and no duplicate.
+- The closed loop and escalation: a crew's "generator running" that the
+  controller contradicts is flagged to the NOC and cleared when the telemetry
+  agrees; a crew that never acknowledges is escalated.
+
+Run by CTest: foreign_client_test.py BIN_DIR PROTO_DIR
+"""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+BIN, PROTO = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise SystemExit("timed out waiting for " + what)
+
+
+# --- the Modbus controller: pymodbus ------------------------------------------
+from pymodbus.datastore import (ModbusSequentialDataBlock, ModbusServerContext,
+                                ModbusSlaveContext)
+from pymodbus.server import StartTcpServer
+
+hr = [0] * 20
+hr[0] = 4987           # battery voltage, x 10^sf
+hr[1] = 0xFFFE         # its scale factor: int16 -2  -> 49.87 V
+hr[2] = (-412) & 0xFFFF  # current as the controller signs it (charge +): -41.2 A, x0.1
+hr[3] = 231            # temperature x 0.1 -> 23.1 C
+hr[4], hr[5] = 0x86A0, 0x0001  # remaining Ah x 0.001 as u32, low word first: 100000 -> 100.0 Ah
+hr[6] = 93             # SoC %
+store = ModbusSlaveContext(di=ModbusSequentialDataBlock(0, [0, 0, 0, 0]),  # DI0 mains: lost
+                           hr=ModbusSequentialDataBlock(0, hr), zero_mode=True)
+modbus_port = free_port()
+threading.Thread(target=lambda: StartTcpServer(context=ModbusServerContext(slaves=store, single=True),
+                                               address=("127.0.0.1", modbus_port)),
+                 daemon=True).start()
+wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", modbus_port)) == 0, 10, "pymodbus")
+
+# --- the daemon ----------------------------------------------------------------
+work = tempfile.mkdtemp(prefix="sitepower-foreign-")
+os.makedirs(work + "/maps")
+with open(work + "/maps/pymodbus-plant.yaml", "w") as f:
+    f.write("""name: pymodbus-plant
+description: test controller served by python3-pymodbus
+address_base: 0
+max_block: 16
+points:
+  - {name: mains_ok, fc: 2, address: 0, type: bit}
+  - {name: battery_voltage_v, fc: 3, address: 0, type: u16, scale_sf: 1, min: 30, max: 70}
+  - {name: battery_current_a, fc: 3, address: 2, type: s16, scale: 0.1, invert: true}
+  - {name: battery_temp_c, fc: 3, address: 3, type: s16, scale: 0.1}
+  - {name: remaining_ah, fc: 3, address: 4, type: u32, word_order: low_first, scale: 0.001}
+  - {name: soc_pct, fc: 3, address: 6, type: u16, min: 0, max: 100}
+""")
+sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
+with open(work + "/sitepowerd.yaml", "w") as f:
+    f.write(f"""name: foreign-client-test
+listen: {{grpc: "127.0.0.1:0", http: "127.0.0.1:0"}}
+store: {work}/sitepower.db
+state_file: {work}/state.json
+maps_dir: {work}/maps
+poll: {{interval_ms: 200, on_battery_interval_ms: 200, timeout_ms: 500, mains_fail_confirm: 2}}
+clock: {{scenario_start: "2026-01-01T08:00:00+08:00", wall_start_unix_ms: {int(time.time() * 1000)}, speed: 10}}
+planner: {{budget_ms: 50, ack_timeout_min: 1, contradiction_min: 0.5}}
+noc_tokens: [{{name: noc, sha256: {sha("noc-token")}}}]
+sites:
+  - id: S1
+    name: Test site
+    grid: A
+    location: [38.92, 111.85]
+    tier: vip
+    load_w: 2000
+    battery: {{chemistry: vrla, cells: 24, capacity_ah: 200, rated_hours: 10, end_v_per_cell: 1.80}}
+    controller: {{host: 127.0.0.1, port: {modbus_port}, unit: 1, map: pymodbus-plant}}
+  - id: S2
+    grid: B
+    location: [39.40, 112.41]
+    tier: standard
+    load_w: 1500
+    battery: {{chemistry: vrla, cells: 24, capacity_ah: 200, rated_hours: 10, end_v_per_cell: 1.80}}
+    controller: {{host: 127.0.0.1, port: {modbus_port}, unit: 2, map: pymodbus-plant}}
+crews:
+  - {{id: A1, grid: A, location: [38.93, 111.86], generators: 1, token_sha256: {sha("a1-token")}}}
+  - {{id: B1, grid: B, location: [39.40, 112.40], generators: 1, token_sha256: {sha("b1-token")}}}
+""")
+daemon = subprocess.Popen([BIN + "/sitepowerd", "--config", work + "/sitepowerd.yaml"],
+                          stdout=open(work + "/daemon.log", "w"), stderr=subprocess.STDOUT)
+try:
+    ports = wait_for(lambda: os.path.exists(work + "/state.json") and
+                     json.load(open(work + "/state.json")), 20, "the daemon's state file")
+    grpc_addr = "127.0.0.1:%d" % ports["grpc_port"]
+    http = "http://127.0.0.1:%d" % ports["http_port"]
+
+    def site_state():
+        doc = json.load(urllib.request.urlopen(http + "/api/state", timeout=5))
+        return next(s for s in doc["sites"] if s["id"] == "S1")
+
+    s1 = wait_for(lambda: (lambda s: s if s["state"] == "on_battery" else None)(site_state()), 20,
+                  "S1 on battery")
+    check(abs(s1["battery_v"] - 49.87) < 1e-6, "voltage with a scale-factor register: %s V" % s1["battery_v"])
+    check(abs(s1["battery_a"] - 41.2) < 1e-6, "inverted signed current, discharge positive: %s A" % s1["battery_a"])
+    check(abs(s1["soc_pct"] - 93) < 1e-6, "SoC: %s %%" % s1["soc_pct"])
+    check(abs(s1["remaining_ah"] - 100.0) < 1e-6, "u32 with the low word first: %s Ah" % s1["remaining_ah"])
+    check(s1.get("runtime") is not None and s1["runtime"]["p10"] < s1["runtime"]["p50"] < s1["runtime"]["p90"],
+          "a runtime band for the site on battery: %s" % s1.get("runtime"))
+
+    # --- the crew client: grpcio -------------------------------------------------
+    gen = work + "/py"
+    os.makedirs(gen)
+    protos = [os.path.join(PROTO, "sitepower/v1", p) for p in ("common.proto", "crew.proto", "noc.proto")]
+    subprocess.check_call(["protoc", "-I", PROTO, "--python_out=" + gen, "--grpc_python_out=" + gen,
+                           "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"] + protos)
+    sys.path.insert(0, gen)
+    import grpc
+    from sitepower.v1 import common_pb2, crew_pb2, crew_pb2_grpc
+
+    A1 = [("authorization", "Bearer a1-token")]
+    channel = grpc.insecure_channel(grpc_addr)
+    crew = crew_pb2_grpc.CrewServiceStub(channel)
+
+    def code_of(call):
+        try:
+            call()
+            return grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            return e.code()
+
+    req = crew_pb2.ListMyTasksRequest(crew_id="A1")
+    check(code_of(lambda: crew.ListMyTasks(req)) == grpc.StatusCode.UNAUTHENTICATED, "no token: UNAUTHENTICATED")
+    check(code_of(lambda: crew.ListMyTasks(req, metadata=[("authorization", "Bearer nope")]))
+          == grpc.StatusCode.UNAUTHENTICATED, "bad token: UNAUTHENTICATED")
+    check(code_of(lambda: crew.ListMyTasks(req, metadata=[("authorization", "Bearer b1-token")]))
+          == grpc.StatusCode.PERMISSION_DENIED, "another crew's token: PERMISSION_DENIED")
+
+    seen = []  # (seq, kind, status) in arrival order
+
+    def read(stream, until, timeout):
+        """Reads events until until(event) or the timeout; returns the stopping event."""
+        box = {}
+
+        def run():
+            try:
+                for ev in stream:
+                    seen.append((ev.seq, ev.kind, ev.task.status))
+                    if until(ev):
+                        box["ev"] = ev
+                        return
+            except grpc.RpcError as e:
+                box["err"] = e
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(timeout)
+        return box.get("ev")
+
+    stream = crew.SubscribeTasks(crew_pb2.SubscribeTasksRequest(crew_id="A1", after_seq=0), metadata=A1)
+    assigned = read(stream, lambda ev: ev.kind == crew_pb2.TaskEvent.KIND_ASSIGNED, 30)
+    check(assigned is not None and assigned.task.site_id == "S1", "the VIP site's task reached A1's stream")
+    task_id = assigned.task.task_id
+
+    upd = lambda status, key: crew.UpdateTask(crew_pb2.UpdateTaskRequest(
+        crew_id="A1", task_id=task_id, status=status, idempotency_key=key), metadata=A1)
+    r1 = upd(common_pb2.TASK_STATUS_ACCEPTED, "py-accept-1")
+    r2 = upd(common_pb2.TASK_STATUS_ACCEPTED, "py-accept-1")
+    check(not r1.duplicate and r2.duplicate, "a retried accept is applied once (duplicate=%s)" % r2.duplicate)
+    check(code_of(lambda: upd(common_pb2.TASK_STATUS_GENERATOR_RUNNING, "py-skip"))
+          == grpc.StatusCode.FAILED_PRECONDITION, "accepted -> generator running refused: FAILED_PRECONDITION")
+    accepted = read(stream, lambda ev: ev.task.status == common_pb2.TASK_STATUS_ACCEPTED, 10)
+    check(accepted is not None, "the accept came back on the stream")
+
+    # Drop the connection; the crew keeps working while it is gone.
+    stream.cancel()
+    channel.close()
+    last = max(s for s, _, _ in seen)
+    other = grpc.insecure_channel(grpc_addr)
+    crew_pb2_grpc.CrewServiceStub(other).UpdateTask(crew_pb2.UpdateTaskRequest(
+        crew_id="A1", task_id=task_id, status=common_pb2.TASK_STATUS_EN_ROUTE,
+        idempotency_key="py-enroute-1"), metadata=A1)
+    other.close()
+
+    channel = grpc.insecure_channel(grpc_addr)
+    crew = crew_pb2_grpc.CrewServiceStub(channel)
+    before = len(seen)
+    stream = crew.SubscribeTasks(crew_pb2.SubscribeTasksRequest(crew_id="A1", after_seq=last), metadata=A1)
+    enroute = read(stream, lambda ev: ev.task.status == common_pb2.TASK_STATUS_EN_ROUTE, 10)
+    stream.cancel()
+    resumed = [s for s, _, _ in seen[before:]]
+    check(enroute is not None, "the update made while disconnected arrived after the resume")
+    check(resumed and resumed[0] == last + 1, "resume starts right after seq %d: %s" % (last, resumed))
+    seqs = [s for s, _, _ in seen]
+    check(seqs == list(range(1, len(seqs) + 1)), "no gap and no duplicate over %d events: %s" % (len(seqs), seqs))
+    mine = crew.ListMyTasks(crew_pb2.ListMyTasksRequest(crew_id="A1"), metadata=A1)
+    check(any(t.task_id == task_id and t.status == common_pb2.TASK_STATUS_EN_ROUTE for t in mine.tasks),
+          "ListMyTasks shows the task en route")
+    check(mine.last_seq >= seqs[-1], "ListMyTasks last_seq %d covers the stream" % mine.last_seq)
+
+    # --- the closed loop: a report the telemetry contradicts ----------------------
+    def events(kind):
+        doc = json.load(urllib.request.urlopen(http + "/api/state", timeout=5))
+        return [e for e in doc["events"] if e["kind"] == kind]
+
+    upd(common_pb2.TASK_STATUS_ON_SITE, "py-onsite-1")
+    upd(common_pb2.TASK_STATUS_GENERATOR_RUNNING, "py-running-1")
+    flagged = wait_for(lambda: events("contradiction"), 30, "the contradiction flag")
+    check(flagged[0]["site"] == "S1" and flagged[0]["crew"] == "A1",
+          "a contradicted 'generator running' is flagged: %s" % flagged[0]["message"])
+    check(site_state().get("alert"), "the site carries the alert on /api/state")
+    metrics = urllib.request.urlopen(http + "/metrics", timeout=5).read().decode()
+    check("sitepower_contradictions_total 1" in metrics, "counted in /metrics")
+    # The generator really takes the load: the battery charges again.
+    store.setValues(3, 2, [412])
+    cleared = wait_for(lambda: events("contradiction_cleared"), 30, "the flag to clear")
+    check(cleared and not site_state().get("alert"), "cleared when the telemetry agrees")
+
+    # --- escalation: B1 never acknowledged its task at S2 -------------------------
+    esc = wait_for(lambda: [e for e in events("escalation") if e["crew"] == "B1"], 30, "B1's escalation")
+    check(esc[0]["site"] == "S2", "a task not acknowledged in time is escalated: %s" % esc[0]["message"])
+    check(not [e for e in events("escalation") if e["crew"] == "A1"], "A1, who acknowledged, is not")
+    channel.close()
+finally:
+    daemon.terminate()
+    try:
+        daemon.wait(10)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+    if failures:
+        print(open(work + "/daemon.log").read()[-4000:])
+
+print("%d failure(s)" % len(failures))
+sys.exit(1 if failures else 0)
