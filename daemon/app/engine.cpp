@@ -287,6 +287,13 @@ void Engine::ScheduleReplan(const std::string& why, bool burst) {
     replan_why_ = why;
   else if (replan_why_.size() < 200)
     replan_why_ += "; " + why;
+  // The first mains failure of a burst is planned at once with a short budget,
+  // so its task reaches a crew within milliseconds of the poll that confirmed
+  // it; the full plan follows when the burst is known.
+  if (burst && !burst_open_) {
+    burst_open_ = true;
+    boost::asio::post(io_, [this]() { Replan(/*quick=*/true); });
+  }
   if (replan_pending_) return;
   replan_pending_ = true;
   // Coalesce a burst into one plan: one scenario minute (30 ms to 2 s of wall
@@ -300,6 +307,7 @@ void Engine::ScheduleReplan(const std::string& why, bool burst) {
   replan_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     replan_pending_ = false;
+    burst_open_ = false;
     Replan();
   });
 }
@@ -386,18 +394,23 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
     in.crews.push_back(std::move(cs));
   }
   for (const auto& [site, crew] : pins_) in.pins.push_back({site, crew});
+  // Warm start: the search begins from the last plan (the planner drops what
+  // no longer applies), so a re-plan after one event is quick and calm.
+  if (last_plan_)
+    for (const auto& r : last_plan_->routes)
+      for (const auto& stop : r.stops) in.previous_routes[r.crew].push_back(stop.site);
   return in;
 }
 
-void Engine::Replan() {
+void Engine::Replan(bool quick) {
   if (!started_) return;
-  std::string why = std::move(replan_why_);
-  replan_why_.clear();
+  std::string why = quick ? "first of a burst: " + replan_why_ : std::move(replan_why_);
+  if (!quick) replan_why_.clear();
   TimePoint now = clock_.Now();
   auto t0 = std::chrono::steady_clock::now();
   dispatch::PlanInput input = BuildPlanInput(now);
   dispatch::Options opts;
-  opts.budget_ms = config_.planner.budget_ms;
+  opts.budget_ms = quick ? std::min(config_.planner.budget_ms, 20) : config_.planner.budget_ms;
   opts.keep_margin_min = config_.planner.keep_margin_min;
   dispatch::Plan plan = dispatch::MakePlan(input, opts);
   double ms =

@@ -86,7 +86,7 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   // Plans once after a burst of events; `burst` (a mains failure) waits for
   // one whole poll round so that every site of the same cut is known.
   void ScheduleReplan(const std::string& why, bool burst = false);
-  void Replan();
+  void Replan(bool quick = false);
   void CheckEscalations();
   void ArmPeriodic();
   void Log(std::string kind, std::string site, std::string crew, std::string task,
@@ -115,6 +115,7 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   // Re-plan coalescing: many events in one burst give one plan.
   boost::asio::steady_timer replan_timer_;
   bool replan_pending_ = false;
+  bool burst_open_ = false;  // a mains-failure burst is being collected
   std::string replan_why_;
   boost::asio::steady_timer periodic_timer_;
   std::optional<dispatch::Plan> last_plan_;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <numbers>
 #include <set>
 
 namespace sitepower::dispatch {
@@ -89,6 +90,55 @@ PlanModel::PlanModel(const PlanInput& in, double keep_margin_min)
     auto c = crew_index.find(p.crew);
     if (s != index.end() && c != crew_index.end()) sites_[s->second].pinned_crew = c->second;
   }
+  for (size_t i = 0; i < sites_.size(); ++i)
+    for (int u : sites_[i].upstream) sites_[u].downstream.push_back(static_cast<int>(i));
+  constexpr double kRad = std::numbers::pi / 180.0;
+  for (const auto& s : in.sites) site_cos_lat_.push_back(std::cos(s.location.lat * kRad));
+  for (const auto& c : in.crews) crew_cos_lat_.push_back(std::cos(c.location.lat * kRad));
+  start_km_.resize(crews_.size() * sites_.size());
+  for (size_t c = 0; c < crews_.size(); ++c)
+    for (size_t i = 0; i < sites_.size(); ++i)
+      start_km_[c * sites_.size() + i] =
+          Km(in.crews[c].location, crew_cos_lat_[c], in.sites[i].location, site_cos_lat_[i]);
+  // Candidate crews: the nearest ones (by travel time from where they start),
+  // enough that every site has a real choice, plus its current and pinned crew.
+  const size_t k = std::min<size_t>(crews_.size(), 12);
+  std::vector<std::pair<double, int>> by_time(crews_.size());
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    SiteInfo& s = sites_[i];
+    if (!s.needs) continue;
+    if (s.pinned_crew >= 0) {
+      s.candidates = {s.pinned_crew};
+      continue;
+    }
+    for (size_t c = 0; c < crews_.size(); ++c)
+      by_time[c] = {crews_[c].start + Travel(static_cast<int>(c), -1, static_cast<int>(i)),
+                    static_cast<int>(c)};
+    std::partial_sort(by_time.begin(), by_time.begin() + static_cast<long>(k), by_time.end());
+    for (size_t j = 0; j < k; ++j) s.candidates.push_back(by_time[j].second);
+    if (s.current_crew >= 0 &&
+        std::find(s.candidates.begin(), s.candidates.end(), s.current_crew) == s.candidates.end())
+      s.candidates.push_back(s.current_crew);
+  }
+}
+
+double PlanModel::RouteRuns(int crew, const std::vector<int>& route,
+                            std::vector<double>* runs) const {
+  runs->assign(route.size(), kNever);
+  const CrewInfo& ci = crews_[crew];
+  double t = ci.start, travel = 0;
+  int at = -1;
+  for (size_t k = 0; k < route.size() && static_cast<int>(k) < ci.generators; ++k) {
+    int s = route[k];
+    double leg = Travel(crew, at, s);
+    double run = t + leg + sites_[s].hookup;
+    if (run > ci.gone) break;
+    travel += leg;
+    (*runs)[k] = run;
+    t = run;
+    at = s;
+  }
+  return travel;
 }
 
 bool PlanModel::CanServe(int crew, int site) const {
@@ -104,6 +154,30 @@ Routes PlanModel::CommittedRoutes() const {
   return r;
 }
 
+Routes PlanModel::WarmStart() const {
+  Routes r = CommittedRoutes();
+  if (in_.previous_routes.empty()) return r;
+  std::map<core::SiteId, int> index;
+  for (size_t i = 0; i < in_.sites.size(); ++i) index[in_.sites[i].id] = static_cast<int>(i);
+  std::vector<bool> taken(sites_.size(), false);
+  for (const auto& route : r)
+    for (int s : route) taken[s] = true;
+  for (size_t c = 0; c < crews_.size(); ++c) {
+    auto it = in_.previous_routes.find(in_.crews[c].id);
+    if (it == in_.previous_routes.end()) continue;
+    for (const auto& id : it->second) {
+      auto s = index.find(id);
+      if (s == index.end() || taken[s->second] || !sites_[s->second].needs ||
+          !CanServe(static_cast<int>(c), s->second) ||
+          static_cast<int>(r[c].size()) >= crews_[c].generators)
+        continue;
+      taken[s->second] = true;
+      r[c].push_back(s->second);
+    }
+  }
+  return r;
+}
+
 std::vector<int> PlanModel::PendingSites(const Routes& routes) const {
   std::vector<bool> in_route(sites_.size(), false);
   for (const auto& r : routes)
@@ -114,10 +188,31 @@ std::vector<int> PlanModel::PendingSites(const Routes& routes) const {
   return out;
 }
 
+double PlanModel::Km(core::LatLon a, double cos_a, core::LatLon b, double cos_b) const {
+  // core::HaversineKm with the cosines supplied.
+  constexpr double kRad = std::numbers::pi / 180.0;
+  double dlat = (b.lat - a.lat) * kRad;
+  double dlon = (b.lon - a.lon) * kRad;
+  double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
+             cos_a * cos_b * std::sin(dlon / 2) * std::sin(dlon / 2);
+  return 2 * core::kEarthRadiusKm * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
 double PlanModel::Travel(int crew, int from, int to) const {
-  core::LatLon a = from < 0 ? in_.crews[crew].location : in_.sites[from].location;
-  core::LatLon b = in_.sites[to].location;
-  return core::HaversineKm(a, b) * in_.travel.road_factor / crews_[crew].speed * 60.0;
+  double km = from < 0 ? start_km_[static_cast<size_t>(crew) * sites_.size() + to]
+                       : Km(in_.sites[from].location, site_cos_lat_[from], in_.sites[to].location,
+                            site_cos_lat_[to]);
+  return km * in_.travel.road_factor / crews_[crew].speed * 60.0;
+}
+
+double PlanModel::FreeAfter(const std::vector<int>& route, int crew) const {
+  double t = crews_[crew].start;
+  int at = -1;
+  for (int s : route) {
+    t += Travel(crew, at, s) + sites_[s].hookup;
+    at = s;
+  }
+  return t;
 }
 
 double PlanModel::ArrivalIfAppended(const std::vector<int>& route, int crew, int site) const {
@@ -200,6 +295,52 @@ Objective PlanModel::Evaluate(const Routes& routes) const {
     o.risk_down_min += UnionDown(sites_[i].upstream, risk, scratch) * sites_[i].weight;
   }
   return o;
+}
+
+PlanModel::SiteCost PlanModel::CostOf(int i, const std::vector<double>& running,
+                                      std::vector<std::pair<double, double>>& scratch) const {
+  SiteCost out;
+  const SiteInfo& si = sites_[i];
+  auto interval = [&](int u, bool risk) -> std::pair<double, double> {
+    const SiteInfo& s = sites_[u];
+    if (!s.can_go_down) return {0, 0};
+    double stop = std::min(running[u], s.end);
+    double from = risk ? s.deadline_p10 : s.deadline;
+    return stop > from ? std::pair<double, double>{from, stop} : std::pair<double, double>{0, 0};
+  };
+  if (si.upstream.size() == 1) {  // the common case: fed by nobody
+    auto own = interval(i, false), risk = interval(i, true);
+    out.down = own.second - own.first;
+    out.risk = risk.second - risk.first;
+  } else {
+    for (int pass = 0; pass < 2; ++pass) {
+      scratch.clear();
+      for (int u : si.upstream) {
+        auto iv = interval(u, pass == 1);
+        if (iv.second > iv.first) scratch.push_back(iv);
+      }
+      double total = 0;
+      if (!scratch.empty()) {
+        std::sort(scratch.begin(), scratch.end());
+        double cs = scratch[0].first, ce = scratch[0].second;
+        for (size_t k = 1; k < scratch.size(); ++k) {
+          if (scratch[k].first <= ce) {
+            ce = std::max(ce, scratch[k].second);
+          } else {
+            total += ce - cs;
+            cs = scratch[k].first;
+            ce = scratch[k].second;
+          }
+        }
+        total += ce - cs;
+      }
+      (pass == 0 ? out.down : out.risk) = total;
+    }
+  }
+  out.vip_down = si.vip && out.down > 1e-9;
+  out.down *= si.weight;
+  out.risk *= si.weight;
+  return out;
 }
 
 double PlanModel::Cost(const Routes& routes) const {

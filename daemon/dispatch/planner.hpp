@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ struct PlanInput {
   std::vector<Pin> pins;
   std::vector<core::SiteId> held;  // do not plan these sites
   int offset_min = 0;              // UTC offset for "HH:MM" in reasons
+  // The previous plan's routes (site ids per crew id), a warm start for a
+  // re-plan after one event: the search starts from it, not from nothing.
+  std::map<core::CrewId, std::vector<core::SiteId>> previous_routes;
 };
 
 enum class Algorithm { kBest, kSeedRule, kNearestFirst };

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -30,6 +31,8 @@ struct Controller {
   int port = 0;
   Fault fault = Fault::kNone;
   std::vector<int> clients;
+  uint64_t di_replies = 0;           // answered mains-status reads showing mains lost
+  std::vector<int64_t> di_reply_ns;  // when, steady clock (the first 4096)
 };
 
 void PutString(modbus_mapping_t* m, int addr, int words, const char* s) {
@@ -152,6 +155,18 @@ void ControllerFarm::SetFault(int index, Fault fault) {
   impl_->controllers.at(index).fault = fault;
 }
 
+ControllerFarm::ReplyStats ControllerFarm::Stats(int index) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const Controller& c = impl_->controllers.at(static_cast<size_t>(index));
+  return {c.di_replies, c.di_reply_ns.empty() ? 0 : c.di_reply_ns.back()};
+}
+
+int64_t ControllerFarm::DiReplyNs(int index, uint64_t n) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const Controller& c = impl_->controllers.at(static_cast<size_t>(index));
+  return n >= 1 && n <= c.di_reply_ns.size() ? c.di_reply_ns[n - 1] : 0;
+}
+
 void ControllerFarm::Start() {
   if (impl_->running.exchange(true)) return;
   impl_->thread = std::thread([impl = impl_.get()]() { impl->Loop(); });
@@ -180,6 +195,13 @@ void ControllerFarm::Impl::Serve(Controller& c, int fd, std::vector<int>& to_clo
   switch (c.fault) {
     case Fault::kNone:
       modbus_reply(c.ctx, query, rc, c.map);
+      if (rc > 7 && query[7] == MODBUS_FC_READ_DISCRETE_INPUTS && !c.map->tab_input_bits[0]) {
+        ++c.di_replies;
+        if (c.di_reply_ns.size() < 4096)
+          c.di_reply_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count());
+      }
       break;
     case Fault::kTimeout:
       break;  // swallow the request: the client must time out

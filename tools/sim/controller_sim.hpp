@@ -4,6 +4,7 @@
 // client never blocks the others. For drills and tests at small scale.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,15 @@ class ControllerFarm {
   // Thread-safe: update what controller `index` shows, or its fault.
   void Set(int index, const ControllerState& state);
   void SetFault(int index, Fault fault);
+  // Thread-safe: how many reads of the mains status controller `index` has
+  // answered while showing mains lost, and when the last (steady clock, ns).
+  struct ReplyStats {
+    uint64_t di_replies = 0;
+    int64_t last_di_reply_ns = 0;
+  };
+  ReplyStats Stats(int index) const;
+  // When the n-th (1-based) of those reads was answered; 0 if not recorded.
+  int64_t DiReplyNs(int index, uint64_t n) const;
   void Start();
   void Stop();
 
