@@ -44,6 +44,7 @@ Engine::Engine(boost::asio::io_context& io, const Config& config, const core::Cl
       ledger_(ledger),
       store_(store),
       replan_timer_(io),
+      quick_timer_(io),
       periodic_timer_(io) {
   for (const auto& s : config_.sites)
     sites_.emplace(s.id, std::make_unique<SiteRuntime>(s, config_.poll));
@@ -86,6 +87,7 @@ void Engine::Stop() {
     ledger_subscribed_ = false;
   }
   replan_timer_.cancel();
+  quick_timer_.cancel();
   periodic_timer_.cancel();
   started_ = false;
 }
@@ -287,12 +289,20 @@ void Engine::ScheduleReplan(const std::string& why, bool burst) {
     replan_why_ = why;
   else if (replan_why_.size() < 200)
     replan_why_ += "; " + why;
-  // The first mains failure of a burst is planned at once with a short budget,
-  // so its task reaches a crew within milliseconds of the poll that confirmed
-  // it; the full plan follows when the burst is known.
-  if (burst && !burst_open_) {
-    burst_open_ = true;
-    boost::asio::post(io_, [this]() { Replan(/*quick=*/true); });
+  // A mains failure is planned at once with a short budget (warm-started from
+  // the last plan), so its task reaches a crew within milliseconds of the poll
+  // that confirmed it; failures arriving together share one quick plan (at
+  // most one every 50 ms), and the full plan follows when the burst is known.
+  if (burst && !quick_pending_) {
+    quick_pending_ = true;
+    auto next = last_quick_ + std::chrono::milliseconds(50);
+    quick_timer_.expires_at(std::max(next, std::chrono::steady_clock::now()));
+    quick_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      quick_pending_ = false;
+      last_quick_ = std::chrono::steady_clock::now();
+      Replan(/*quick=*/true);
+    });
   }
   if (replan_pending_) return;
   replan_pending_ = true;
@@ -307,7 +317,6 @@ void Engine::ScheduleReplan(const std::string& why, bool burst) {
   replan_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     replan_pending_ = false;
-    burst_open_ = false;
     Replan();
   });
 }
@@ -404,7 +413,7 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
 
 void Engine::Replan(bool quick) {
   if (!started_) return;
-  std::string why = quick ? "first of a burst: " + replan_why_ : std::move(replan_why_);
+  std::string why = quick ? "quick: " + replan_why_ : std::move(replan_why_);
   if (!quick) replan_why_.clear();
   TimePoint now = clock_.Now();
   auto t0 = std::chrono::steady_clock::now();

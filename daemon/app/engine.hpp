@@ -114,8 +114,10 @@ class Engine final : public api::NocBackend, public web::WebBackend {
 
   // Re-plan coalescing: many events in one burst give one plan.
   boost::asio::steady_timer replan_timer_;
+  boost::asio::steady_timer quick_timer_;  // quick plans during a burst, at most every 50 ms
+  std::chrono::steady_clock::time_point last_quick_{};
+  bool quick_pending_ = false;
   bool replan_pending_ = false;
-  bool burst_open_ = false;  // a mains-failure burst is being collected
   std::string replan_why_;
   boost::asio::steady_timer periodic_timer_;
   std::optional<dispatch::Plan> last_plan_;

@@ -263,6 +263,11 @@ int main(int argc, char** argv) {
     std::printf(
         "confirming poll -> task on the crew's stream: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
         p50, p99, mx);
+    std::vector<double> sorted = latency_ms;
+    std::sort(sorted.begin(), sorted.end());
+    std::printf("  each, sorted (ms):");
+    for (double v : sorted) std::printf(" %.0f", v);
+    std::printf("\n");
     std::printf(
         "mains lost at the controller -> task on stream: p50 %.0f ms, p99 %.0f ms "
         "(two polls at 500 ms)\n",
