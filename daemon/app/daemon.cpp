@@ -123,6 +123,7 @@ int RunDaemon(const Config& config) {
     grpc.Shutdown(std::chrono::milliseconds(500));
     return 1;
   }
+  engine.SetStreamClientsGauge([&grpc]() { return grpc.StreamClients(); });
   engine.SetPublishers([&grpc]() { grpc.PublishQueue(); },
                        [&web](std::string state) { web.Publish(std::move(state)); });
 

@@ -397,7 +397,10 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
         }
         // A crew on its way keeps its task; an accepted task that has not
         // started may still move, visibly (REASSIGNED), if the plan says so.
-        if (t.status == tasks::TaskStatus::kEnRoute) cs.committed.push_back(t.site);
+        // An operator's hold overrides that: the crew is called back (told).
+        auto held = held_.find(t.site);
+        bool on_hold = held != held_.end() && held->second;
+        if (t.status == tasks::TaskStatus::kEnRoute && !on_hold) cs.committed.push_back(t.site);
       }
     }
     in.crews.push_back(std::move(cs));

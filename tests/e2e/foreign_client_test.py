@@ -243,6 +243,23 @@ try:
     check(site_state().get("alert"), "the site carries the alert on /api/state")
     metrics = urllib.request.urlopen(http + "/metrics", timeout=5).read().decode()
     check("sitepower_contradictions_total 1" in metrics, "counted in /metrics")
+    # /metrics parses with a Prometheus text-format parser (python3-prometheus-client).
+    from prometheus_client.parser import text_string_to_metric_families
+    try:
+        families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    except Exception as e:  # the parser raises on any malformed line
+        families = {}
+        check(False, "/metrics does not parse: %s" % e)
+    want = {"sitepower_polls": "counter", "sitepower_poll_errors": "counter", "sitepower_sites": "gauge",
+            "sitepower_tasks": "gauge", "sitepower_plans": "counter", "sitepower_last_plan_seconds": "gauge",
+            "sitepower_stream_clients": "gauge", "sitepower_contradictions": "counter"}
+    wrong = [n for n, t in want.items() if families.get(n) is None or families[n].type != t]
+    check(not wrong, "/metrics parses as Prometheus text: %d families%s" % (
+        len(families), "; missing or mistyped: %s of %s" % (wrong, {n: f.type for n, f in families.items()})
+        if wrong else ""))
+    on_batt = [s.value for s in families["sitepower_sites"].samples if s.labels.get("state") == "on_battery"] \
+        if "sitepower_sites" in families else []
+    check(on_batt and on_batt[0] >= 1, "sites on battery per /metrics: %s" % on_batt)
     # The generator really takes the load: the battery charges again.
     store.setValues(3, 2, [412])
     cleared = wait_for(lambda: events("contradiction_cleared"), 30, "the flag to clear")
