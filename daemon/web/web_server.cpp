@@ -4,13 +4,18 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
+#include <fstream>
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "web/assets.hpp"
 
@@ -26,6 +31,15 @@ namespace {
 constexpr size_t kMaxBody = 64 * 1024;
 constexpr auto kReadTimeout = std::chrono::seconds(30);
 constexpr auto kSseHeartbeat = std::chrono::seconds(15);
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+tcp::socket& Socket(PlainStream& s) { return s.socket(); }
+tcp::socket& Socket(TlsStream& s) { return beast::get_lowest_layer(s).socket(); }
+beast::tcp_stream& Tcp(PlainStream& s) { return s; }
+beast::tcp_stream& Tcp(TlsStream& s) { return beast::get_lowest_layer(s); }
 }  // namespace
 
 // One server-sent-events client: holds only the newest state.
@@ -43,13 +57,18 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   WebOptions options;
   WebBackend& backend;
   tcp::acceptor acceptor;
+  std::unique_ptr<asio::ssl::context> tls;   // set: HTTPS only on this port
   std::set<std::shared_ptr<SseClient>> sse;  // live event-stream clients
-  std::set<std::shared_ptr<beast::tcp_stream>> conns;
+  std::map<uint64_t, tcp::socket*> conns;    // open connections, closed by Stop()
+  uint64_t next_conn = 0;
   bool stopped = false;
 
   awaitable<void> Accept();
-  awaitable<void> Session(std::shared_ptr<beast::tcp_stream> stream);
-  awaitable<void> ServeEvents(std::shared_ptr<beast::tcp_stream> stream);
+  awaitable<void> Handshake(std::shared_ptr<TlsStream> stream);
+  template <class Stream>
+  awaitable<void> Session(std::shared_ptr<Stream> stream);
+  template <class Stream>
+  awaitable<void> ServeEvents(std::shared_ptr<Stream> stream);
 };
 
 namespace {
@@ -103,20 +122,42 @@ awaitable<void> WebServer::Impl::Accept() {
       if (ec == asio::error::operation_aborted || stopped) co_return;
       continue;  // e.g. EMFILE: keep serving the clients we have
     }
-    auto stream = std::make_shared<beast::tcp_stream>(std::move(sock));
-    conns.insert(stream);
-    asio::co_spawn(io, Session(stream), asio::detached);
+    if (tls) {
+      auto stream = std::make_shared<TlsStream>(std::move(sock), *tls);
+      asio::co_spawn(io, Handshake(stream), asio::detached);
+    } else {
+      asio::co_spawn(io, Session(std::make_shared<PlainStream>(std::move(sock))), asio::detached);
+    }
   }
 }
 
-awaitable<void> WebServer::Impl::Session(std::shared_ptr<beast::tcp_stream> stream) {
+// TLS first; a client that does not finish its handshake in time (or speaks
+// plain HTTP to the HTTPS port) is dropped without holding anything.
+awaitable<void> WebServer::Impl::Handshake(std::shared_ptr<TlsStream> stream) {
   auto self = shared_from_this();
+  boost::system::error_code ec;
+  Tcp(*stream).expires_after(kHandshakeTimeout);
+  co_await stream->async_handshake(asio::ssl::stream_base::server,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    boost::system::error_code ignored;
+    Socket(*stream).close(ignored);
+    co_return;
+  }
+  co_await Session(stream);
+}
+
+template <class Stream>
+awaitable<void> WebServer::Impl::Session(std::shared_ptr<Stream> stream) {
+  auto self = shared_from_this();
+  const uint64_t id = next_conn++;
+  conns[id] = &Socket(*stream);
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(kMaxBody);
     boost::system::error_code ec;
-    stream->expires_after(kReadTimeout);
+    Tcp(*stream).expires_after(kReadTimeout);
     co_await http::async_read(*stream, buffer, parser,
                               asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
@@ -126,7 +167,7 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<beast::tcp_stream> stre
     const unsigned v = req.version();
     http::response<http::string_body> res;
     if (req.method() == http::verb::get && target == "/events") {
-      stream->expires_never();
+      Tcp(*stream).expires_never();
       co_await ServeEvents(stream);
       break;
     } else if (req.method() == http::verb::get || req.method() == http::verb::head) {
@@ -170,11 +211,13 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<beast::tcp_stream> stre
     if (ec || !res.keep_alive()) break;
   }
   boost::system::error_code ignored;
-  stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-  conns.erase(stream);
+  Socket(*stream).shutdown(tcp::socket::shutdown_both, ignored);
+  Socket(*stream).close(ignored);
+  conns.erase(id);
 }
 
-awaitable<void> WebServer::Impl::ServeEvents(std::shared_ptr<beast::tcp_stream> stream) {
+template <class Stream>
+awaitable<void> WebServer::Impl::ServeEvents(std::shared_ptr<Stream> stream) {
   auto self = shared_from_this();
   auto client = std::make_shared<SseClient>(stream->get_executor());
   client->pending = backend.StateJson();
@@ -184,13 +227,13 @@ awaitable<void> WebServer::Impl::ServeEvents(std::shared_ptr<beast::tcp_stream> 
   std::string head =
       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
       "Connection: keep-alive\r\nX-Accel-Buffering: no\r\n\r\n";
-  co_await asio::async_write(stream->socket(), asio::buffer(head),
+  co_await asio::async_write(*stream, asio::buffer(head),
                              asio::redirect_error(asio::use_awaitable, ec));
   while (!ec && !stopped) {
     if (client->dirty) {
       std::string msg = "event: state\ndata: " + client->pending + "\n\n";
       client->dirty = false;
-      co_await asio::async_write(stream->socket(), asio::buffer(msg),
+      co_await asio::async_write(*stream, asio::buffer(msg),
                                  asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
@@ -199,7 +242,7 @@ awaitable<void> WebServer::Impl::ServeEvents(std::shared_ptr<beast::tcp_stream> 
     co_await client->wake.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
     if (!wait_ec && !client->dirty) {  // heartbeat keeps proxies and browsers honest
       static const std::string ping = ": ping\n\n";
-      co_await asio::async_write(stream->socket(), asio::buffer(ping),
+      co_await asio::async_write(*stream, asio::buffer(ping),
                                  asio::redirect_error(asio::use_awaitable, ec));
     }
   }
@@ -225,6 +268,20 @@ core::Status WebServer::Start() {
   if (!ec) impl_->acceptor.bind(ep, ec);
   if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return core::Status::Unavailable("http listen " + l + ": " + ec.message());
+  if (!impl_->options.tls_cert.empty()) {
+    // HTTPS with the same certificate as the gRPC port (config `tls:`).
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    ctx->use_certificate_chain_file(impl_->options.tls_cert, ec);
+    if (!ec) ctx->use_private_key_file(impl_->options.tls_key, asio::ssl::context::pem, ec);
+    if (ec)
+      return core::Status::InvalidArgument("https " + l + ": certificate " +
+                                           impl_->options.tls_cert + " / key " +
+                                           impl_->options.tls_key + ": " + ec.message());
+    impl_->tls = std::move(ctx);
+  }
   asio::co_spawn(impl_->io, impl_->Accept(), asio::detached);
   return core::Status::Ok();
 }
@@ -249,7 +306,7 @@ void WebServer::Stop() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
   for (const auto& c : impl_->sse) c->wake.cancel();
-  for (const auto& s : impl_->conns) s->socket().close(ec);
+  for (const auto& [id, sock] : impl_->conns) sock->close(ec);
 }
 
 size_t WebServer::clients() const { return impl_->sse.size(); }

@@ -16,7 +16,7 @@ namespace sitepower::web {
 
 struct WebOptions {
   std::string listen = "127.0.0.1:0";
-  std::string tls_cert, tls_key;  // reserved: HTTPS is not served yet (see README)
+  std::string tls_cert, tls_key;  // set: the port serves HTTPS only (PEM files)
 };
 
 class WebBackend {

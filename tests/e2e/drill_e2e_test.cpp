@@ -78,7 +78,7 @@ TEST(DrillE2eTest, WuzhaiKeepsEverySiteUp) {
                   "wuzhai-2020-03-08.yaml --speed 300 --tls --report " + dir +
                   "/report.json --keep-dir " + dir + "/run");
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("dashboard: http://127.0.0.1:"), std::string::npos);
+  EXPECT_NE(r.out.find("dashboard: https://127.0.0.1:"), std::string::npos);  // TLS on every port
   ExpectAllUp(ReadJson(dir + "/report.json"), r.out, /*by_1105=*/true);
   std::ifstream log(dir + "/run/sitepowerd.log");
   std::string text((std::istreambuf_iterator<char>(log)), {});

@@ -10,6 +10,8 @@
   here from proto/ with protoc and grpc_python_plugin): the auth matrix,
   subscribe, accept, an idempotent retry, a dropped connection, and a resume
   with no gap and no duplicate.
+- TLS on every port: the daemon serves gRPC and HTTPS with a certificate made
+  here (openssl); both clients verify it.
 - The closed loop and escalation: a crew's "generator running" that the
   controller contradicts is flagged to the NOC and cleared when the telemetry
   agrees; a crew that never acknowledges is escalated.
@@ -90,10 +92,15 @@ points:
   - {name: soc_pct, fc: 3, address: 6, type: u16, min: 0, max: 100}
 """)
 sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
+cert, key = work + "/cert.pem", work + "/key.pem"
+subprocess.check_call(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                       "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                       "-keyout", key, "-out", cert], stderr=subprocess.DEVNULL)
 with open(work + "/sitepowerd.yaml", "w") as f:
     f.write(f"""name: foreign-client-test
 listen: {{grpc: "127.0.0.1:0", http: "127.0.0.1:0"}}
 store: {work}/sitepower.db
+tls: {{cert: {cert}, key: {key}}}
 state_file: {work}/state.json
 maps_dir: {work}/maps
 poll: {{interval_ms: 200, on_battery_interval_ms: 200, timeout_ms: 500, mains_fail_confirm: 2}}
@@ -126,7 +133,11 @@ try:
     ports = wait_for(lambda: os.path.exists(work + "/state.json") and
                      json.load(open(work + "/state.json")), 20, "the daemon's state file")
     grpc_addr = "127.0.0.1:%d" % ports["grpc_port"]
-    http = "http://127.0.0.1:%d" % ports["http_port"]
+    http = "https://127.0.0.1:%d" % ports["http_port"]
+    import ssl
+    tls_ctx = ssl.create_default_context(cafile=cert)
+    _urlopen = urllib.request.urlopen
+    urllib.request.urlopen = lambda url, timeout=5: _urlopen(url, timeout=timeout, context=tls_ctx)
 
     def site_state():
         doc = json.load(urllib.request.urlopen(http + "/api/state", timeout=5))
@@ -151,8 +162,9 @@ try:
     import grpc
     from sitepower.v1 import common_pb2, crew_pb2, crew_pb2_grpc
 
+    creds = grpc.ssl_channel_credentials(root_certificates=open(cert, "rb").read())
     A1 = [("authorization", "Bearer a1-token")]
-    channel = grpc.insecure_channel(grpc_addr)
+    channel = grpc.secure_channel(grpc_addr, creds)
     crew = crew_pb2_grpc.CrewServiceStub(channel)
 
     def code_of(call):
@@ -164,6 +176,14 @@ try:
 
     req = crew_pb2.ListMyTasksRequest(crew_id="A1")
     check(code_of(lambda: crew.ListMyTasks(req)) == grpc.StatusCode.UNAUTHENTICATED, "no token: UNAUTHENTICATED")
+    plain = crew_pb2_grpc.CrewServiceStub(grpc.insecure_channel(grpc_addr))
+    check(code_of(lambda: plain.ListMyTasks(req, metadata=A1, timeout=3)) == grpc.StatusCode.UNAVAILABLE,
+          "gRPC without TLS is not served")
+    try:
+        _urlopen("http://127.0.0.1:%d/healthz" % ports["http_port"], timeout=3)
+        check(False, "plain HTTP is not served on the HTTPS port")
+    except Exception:
+        check(True, "plain HTTP is not served on the HTTPS port")
     check(code_of(lambda: crew.ListMyTasks(req, metadata=[("authorization", "Bearer nope")]))
           == grpc.StatusCode.UNAUTHENTICATED, "bad token: UNAUTHENTICATED")
     check(code_of(lambda: crew.ListMyTasks(req, metadata=[("authorization", "Bearer b1-token")]))
@@ -208,13 +228,13 @@ try:
     stream.cancel()
     channel.close()
     last = max(s for s, _, _ in seen)
-    other = grpc.insecure_channel(grpc_addr)
+    other = grpc.secure_channel(grpc_addr, creds)
     crew_pb2_grpc.CrewServiceStub(other).UpdateTask(crew_pb2.UpdateTaskRequest(
         crew_id="A1", task_id=task_id, status=common_pb2.TASK_STATUS_EN_ROUTE,
         idempotency_key="py-enroute-1"), metadata=A1)
     other.close()
 
-    channel = grpc.insecure_channel(grpc_addr)
+    channel = grpc.secure_channel(grpc_addr, creds)
     crew = crew_pb2_grpc.CrewServiceStub(channel)
     before = len(seen)
     stream = crew.SubscribeTasks(crew_pb2.SubscribeTasksRequest(crew_id="A1", after_seq=last), metadata=A1)
@@ -269,6 +289,22 @@ try:
     esc = wait_for(lambda: [e for e in events("escalation") if e["crew"] == "B1"], 30, "B1's escalation")
     check(esc[0]["site"] == "S2", "a task not acknowledged in time is escalated: %s" % esc[0]["message"])
     check(not [e for e in events("escalation") if e["crew"] == "A1"], "A1, who acknowledged, is not")
+
+    # --- overrides from the CLI, over HTTPS: refused without the NOC token, audited --
+    ctl = [BIN + "/sitepowerctl", "override", "--http", "127.0.0.1:%d" % ports["http_port"],
+           "--tls-ca", cert]
+    bad = subprocess.run(ctl + ["--token", "wrong", "hold", "S2", "--why", "test"], capture_output=True, text=True)
+    check(bad.returncode != 0, "sitepowerctl override with a wrong token is refused: %s" % bad.stdout.strip())
+    good = subprocess.run(ctl + ["--token", "noc-token", "hold", "S2", "--why", "site under maintenance"],
+                          capture_output=True, text=True)
+    check(good.returncode == 0 and "held" in good.stdout, "sitepowerctl override over HTTPS: %s" % good.stdout.strip())
+    import sqlite3
+    db = sqlite3.connect("file:%s/sitepower.db?mode=ro" % work, uri=True)
+    rows = db.execute("SELECT * FROM audit").fetchall()
+    db.close()
+    audited = [r for r in rows if "S2" in str(r) and "site under maintenance" in str(r)]
+    check(bool(audited) and "noc" in str(audited[0]),
+          "the override is in the audit log with who and why: %s" % str(audited[0] if audited else rows[-3:]))
     channel.close()
 finally:
     daemon.terminate()

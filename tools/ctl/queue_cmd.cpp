@@ -1,10 +1,15 @@
 #include "ctl/queue_cmd.hpp"
 
-#include <arpa/inet.h>
+#include <utility>  // Boost 1.74 needs it before Asio (BUILD-NOTES)
+
 #include <grpcpp/grpcpp.h>
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -179,40 +184,63 @@ int RunQueueCommand(int argc, char** argv) {
 namespace {
 
 // Minimal HTTP/1.1 POST over a blocking socket (one request, Connection: close).
+// POSTs over HTTP, or HTTPS verified against `tls_ca` when given. Returns the
+// status code, or -1 with `response_body` saying why.
 int HttpPost(const std::string& hostport, const std::string& path, const std::string& token,
-             const std::string& body, std::string& response_body) {
+             const std::string& body, std::string& response_body, const std::string& tls_ca) {
+  namespace asio = boost::asio;
+  namespace beast = boost::beast;
+  namespace http = beast::http;
   auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) return -1;
-  std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return -1;
-  int fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-  if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-    freeaddrinfo(res);
-    if (fd >= 0) close(fd);
+  if (colon == std::string::npos) {
+    response_body = "expected HOST:PORT";
     return -1;
   }
-  freeaddrinfo(res);
-  std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + hostport +
-                    "\r\nContent-Type: application/json\r\nAuthorization: Bearer " + token +
-                    "\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nConnection: close\r\n\r\n" + body;
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
+  const std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
+  asio::io_context io;
+  boost::system::error_code ec;
+  auto endpoints = asio::ip::tcp::resolver(io).resolve(host, port, ec);
+  if (ec) {
+    response_body = ec.message();
     return -1;
   }
-  std::string resp;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, static_cast<size_t>(n));
-  close(fd);
-  int code = -1;
-  if (resp.size() > 12) code = std::atoi(resp.c_str() + 9);
-  auto body_at = resp.find("\r\n\r\n");
-  response_body = body_at == std::string::npos ? "" : resp.substr(body_at + 4);
-  return code;
+  http::request<http::string_body> req{http::verb::post, path, 11};
+  req.set(http::field::host, hostport);
+  req.set(http::field::content_type, "application/json");
+  req.set(http::field::authorization, "Bearer " + token);
+  req.body() = body;
+  req.prepare_payload();
+  http::response<http::string_body> res;
+  beast::flat_buffer buffer;
+  auto exchange = [&](auto& stream) {
+    http::write(stream, req, ec);
+    if (!ec) http::read(stream, buffer, res, ec);
+  };
+  if (tls_ca.empty()) {
+    beast::tcp_stream stream(io);
+    stream.connect(endpoints, ec);
+    if (!ec) exchange(stream);
+  } else {
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.load_verify_file(tls_ca, ec);
+    if (ec) {
+      response_body = "--tls-ca " + tls_ca + ": " + ec.message();
+      return -1;
+    }
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    ctx.set_verify_callback(asio::ssl::host_name_verification(host));
+    beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+    SSL_set_tlsext_host_name(stream.native_handle(), host.c_str());
+    beast::get_lowest_layer(stream).connect(endpoints, ec);
+    if (!ec) stream.handshake(asio::ssl::stream_base::client, ec);
+    if (!ec) exchange(stream);
+  }
+  if (ec) {
+    response_body = ec.message();
+    return -1;
+  }
+  response_body = res.body();
+  return static_cast<int>(res.result_int());
 }
 
 }  // namespace
@@ -220,13 +248,15 @@ int HttpPost(const std::string& hostport, const std::string& path, const std::st
 int RunOverrideCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {"--help"});
   auto usage = []() {
-    std::fprintf(stderr,
-                 "usage: sitepowerctl override --http HOST:PORT --token T ACTION ... --why TEXT\n"
-                 "  pin SITE CREW            this crew serves this site\n"
-                 "  protect-vip SITE --until HH:MM|ISO   treat the site as VIP until then\n"
-                 "  hold SITE | cancel SITE  do not dispatch to the site / cancel its task\n"
-                 "  crew-unavailable CREW | crew-available CREW\n"
-                 "  clear SITE               remove the site's overrides\n");
+    std::fprintf(
+        stderr,
+        "usage: sitepowerctl override --http HOST:PORT --token T [--tls-ca FILE] ACTION ... "
+        "--why TEXT\n"
+        "  pin SITE CREW            this crew serves this site\n"
+        "  protect-vip SITE --until HH:MM|ISO   treat the site as VIP until then\n"
+        "  hold SITE | cancel SITE  do not dispatch to the site / cancel its task\n"
+        "  crew-unavailable CREW | crew-available CREW\n"
+        "  clear SITE               remove the site's overrides\n");
   };
   if (a.has("--help")) {
     usage();
@@ -254,9 +284,11 @@ int RunOverrideCommand(int argc, char** argv) {
     return 2;
   }
   std::string reply;
-  int code = HttpPost(a.get("--http"), "/api/override", a.get("--token"), body.dump(), reply);
+  int code = HttpPost(a.get("--http"), "/api/override", a.get("--token"), body.dump(), reply,
+                      a.has("--tls-ca") ? a.get("--tls-ca") : "");
   if (code < 0) {
-    std::fprintf(stderr, "sitepowerctl override: cannot reach %s\n", a.get("--http").c_str());
+    std::fprintf(stderr, "sitepowerctl override: cannot reach %s: %s\n", a.get("--http").c_str(),
+                 reply.c_str());
     return 1;
   }
   std::printf("%s\n", reply.c_str());

@@ -392,7 +392,7 @@ int RunDrill(const DrillOptions& o) {
                  dir.c_str());
     return 1;
   }
-  std::printf("dashboard: http://127.0.0.1:%d/\n", http_port);
+  std::printf("dashboard: %s://127.0.0.1:%d/\n", o.tls ? "https" : "http", http_port);
   std::printf("noc token: %s   (work dir %s)\n", noc_token.c_str(), dir.c_str());
   std::fflush(stdout);
 
@@ -485,8 +485,9 @@ int RunDrill(const DrillOptions& o) {
       restart_at.reset();
       proc.Start();
       if (wait_ready())
-        std::printf("[%s] daemon restarted: dashboard: http://127.0.0.1:%d/\n",
-                    core::FormatHhMm(clock.Now(), off).c_str(), http_port);
+        std::printf("[%s] daemon restarted: dashboard: %s://127.0.0.1:%d/\n",
+                    core::FormatHhMm(clock.Now(), off).c_str(), o.tls ? "https" : "http",
+                    http_port);
       else
         std::fprintf(stderr, "sitepower-drill: daemon did not come back; see %s/sitepowerd.log\n",
                      dir.c_str());
