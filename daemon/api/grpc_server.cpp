@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <fstream>
@@ -129,6 +130,12 @@ class TaskStream final : public grpc::ServerWriteReactor<v1::TaskEvent> {
     bool writing = false;
     bool finished = false;
     uint64_t last_seq = 0;  // highest seq queued: never send a seq twice or out of order
+    // While the backlog is replayed, live events wait here: one that overtook
+    // the replay would otherwise raise last_seq and the replay's older events
+    // would be dropped (a gap after a restart, when crews reconnect while the
+    // daemon re-plans).
+    bool replaying = true;
+    std::vector<v1::TaskEvent> held;
   };
 
   TaskStream(GrpcServer::Impl& impl, const grpc::CallbackServerContext* ctx,
@@ -153,14 +160,28 @@ class TaskStream final : public grpc::ServerWriteReactor<v1::TaskEvent> {
     const size_t limit = impl_.options.max_stream_queue;
     sub_ = impl_.ledger.Subscribe([weak, crew, limit](const tasks::TaskEvent& e) {
       if (e.crew != crew) return;
-      if (auto s = weak.lock()) Push(*s, ToProto(e), limit);
+      if (auto s = weak.lock()) Push(*s, ToProto(e), limit, /*live=*/true);
     });
     for (const auto& e : impl_.ledger.EventsAfter(crew_, req->after_seq()))
-      Push(*state_, ToProto(e), std::numeric_limits<size_t>::max());
+      Push(*state_, ToProto(e), std::numeric_limits<size_t>::max(), /*live=*/false);
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->replaying = false;
+    std::sort(state_->held.begin(), state_->held.end(),
+              [](const v1::TaskEvent& a, const v1::TaskEvent& b) { return a.seq() < b.seq(); });
+    for (auto& e : state_->held) PushLocked(*state_, std::move(e), limit);
+    state_->held.clear();
   }
 
-  static void Push(State& s, v1::TaskEvent ev, size_t limit) {
+  static void Push(State& s, v1::TaskEvent ev, size_t limit, bool live) {
     std::lock_guard<std::mutex> lock(s.mu);
+    if (live && s.replaying) {
+      s.held.push_back(std::move(ev));
+      return;
+    }
+    PushLocked(s, std::move(ev), limit);
+  }
+
+  static void PushLocked(State& s, v1::TaskEvent ev, size_t limit) {
     if (!s.stream || s.finished || ev.seq() <= s.last_seq) return;
     if (s.queue.size() >= limit) {
       s.finished = true;

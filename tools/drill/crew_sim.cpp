@@ -70,6 +70,50 @@ std::string CrewSim::Describe() const {
   return s + " (" + std::to_string(generators_left_) + " gen)";
 }
 
+namespace {
+std::string Fingerprint(const v1::TaskEvent& e) {
+  return std::to_string(e.kind()) + "|" + e.task().task_id() + "|" +
+         std::to_string(e.task().status()) + "|" + e.task().crew_id();
+}
+}  // namespace
+
+HistoryCheck CrewSim::VerifyHistory() {
+  std::map<uint64_t, std::string> received;
+  uint64_t last;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    received = received_;
+    last = last_seq_;
+  }
+  HistoryCheck out;
+  out.checked = received.size();
+  std::map<uint64_t, std::string> history;
+  if (last > 0) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + cfg_.token);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::SubscribeTasksRequest req;
+    req.set_crew_id(cfg_.id);
+    req.set_after_seq(0);
+    auto reader = stub_->SubscribeTasks(&ctx, req);
+    v1::TaskEvent ev;
+    while (reader->Read(&ev)) {
+      history[ev.seq()] = Fingerprint(ev);
+      if (ev.seq() >= last) break;
+    }
+    ctx.TryCancel();
+    reader->Finish();
+  }
+  for (const auto& [seq, fp] : received) {
+    auto it = history.find(seq);
+    if (it == history.end())
+      ++out.missing;
+    else if (it->second != fp)
+      ++out.changed;
+  }
+  return out;
+}
+
 // Subscribes, resumes from the last seq after any drop, counts gaps and duplicates.
 void CrewSim::StreamLoop() {
   while (!stop_ && !unavailable_) {
@@ -102,6 +146,7 @@ void CrewSim::StreamLoop() {
       }
       if (ev.seq() != last_seq_ + 1) ++stats_.gaps;
       last_seq_ = ev.seq();
+      received_[ev.seq()] = Fingerprint(ev);
       const auto& t = ev.task();
       if (ev.kind() == v1::TaskEvent::KIND_REASSIGNED ||
           ev.kind() == v1::TaskEvent::KIND_CANCELLED || t.status() == v1::TASK_STATUS_RELEASED ||

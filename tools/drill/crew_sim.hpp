@@ -39,6 +39,13 @@ struct StreamStats {
   uint64_t events = 0, gaps = 0, duplicates = 0;
 };
 
+// Every event the crew received, checked against the daemon's history at the
+// end of the drill (after any restart): missing = received but no longer in
+// the history, changed = there with another content.
+struct HistoryCheck {
+  uint64_t checked = 0, missing = 0, changed = 0;
+};
+
 class CrewSim {
  public:
   // Called when the crew's generator starts carrying `site` (scenario time).
@@ -51,6 +58,9 @@ class CrewSim {
   void SetUnavailable();                // drops out for good
   void CutLink(core::TimePoint until);  // no network until then
   StreamStats stats() const;
+  // Reads the crew's whole history from the daemon (a fresh subscription from
+  // seq 0) and compares it with what the crew received. Call before Stop().
+  HistoryCheck VerifyHistory();
   std::string Describe() const;  // "A1: en route to WZ-06 (5 left)"
 
  private:
@@ -74,6 +84,7 @@ class CrewSim {
   std::map<std::string, sitepower::v1::Task> tasks_;  // open tasks by id
   uint64_t last_seq_ = 0;
   StreamStats stats_;
+  std::map<uint64_t, std::string> received_;  // seq -> kind|task|status|crew
   std::optional<core::TimePoint> link_cut_until_;
   grpc::ClientContext* stream_ctx_ = nullptr;
   std::vector<sitepower::v1::UpdateTaskRequest> outbox_;

@@ -562,6 +562,15 @@ int RunDrill(const DrillOptions& o) {
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(o.hold_s * 1000)));
   }
+  // Every event a crew received is still in the daemon's history (after any
+  // restart), unchanged.
+  HistoryCheck history;
+  for (auto& [id, c] : crews) {
+    HistoryCheck h = c->VerifyHistory();
+    history.checked += h.checked;
+    history.missing += h.missing;
+    history.changed += h.changed;
+  }
   for (auto& [id, c] : crews) c->Stop();
   proc.Stop();
   farm.Stop();
@@ -614,6 +623,9 @@ int RunDrill(const DrillOptions& o) {
       {"injected", injected},
       {"crew_streams",
        {{"events", streams.events}, {"gaps", streams.gaps}, {"duplicates", streams.duplicates}}},
+      // sitepower's own addition: received events checked against the history.
+      {"crew_history",
+       {{"checked", history.checked}, {"missing", history.missing}, {"changed", history.changed}}},
       {"ended", end_reason}};
   if (!o.report_path.empty()) {
     fs::path p(o.report_path);
@@ -645,6 +657,12 @@ int RunDrill(const DrillOptions& o) {
               static_cast<unsigned long long>(streams.events),
               static_cast<unsigned long long>(streams.gaps),
               static_cast<unsigned long long>(streams.duplicates));
+  std::printf(
+      "crew history: %llu received events checked after the drill, %llu missing, %llu "
+      "changed\n",
+      static_cast<unsigned long long>(history.checked),
+      static_cast<unsigned long long>(history.missing),
+      static_cast<unsigned long long>(history.changed));
   if (!o.report_path.empty()) std::printf("report: %s\n", o.report_path.c_str());
   return 0;
 }
