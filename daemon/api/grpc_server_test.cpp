@@ -200,6 +200,26 @@ TEST_F(ApiTest, ResumeDuringABurstOfEventsHasNoGap) {
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i + 1) << "at " << i;
 }
 
+// Limits: an oversized request gets a clear RESOURCE_EXHAUSTED, the server
+// stays up; a subscriber that falls too far behind is told to resume.
+TEST_F(ApiTest, OversizedRequestIsAClearError) {
+  std::string id = Assign("S1", "A1");
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer tok-a1");
+  v1::UpdateTaskRequest req;
+  req.set_crew_id("A1");
+  req.set_task_id(id);
+  req.set_status(v1::TASK_STATUS_DECLINED);
+  req.set_reason(std::string(2 << 20, 'x'));  // 2 MiB: over the 1 MiB limit
+  req.set_idempotency_key("big");
+  v1::UpdateTaskResponse resp;
+  grpc::Status st = crew_->UpdateTask(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  // Nothing was applied, and the server still answers.
+  v1::UpdateTaskResponse r;
+  EXPECT_TRUE(Update("tok-a1", "A1", id, v1::TASK_STATUS_ACCEPTED, "after", &r).ok());
+}
+
 TEST_F(ApiTest, QueueWatchNeedsNocAndStreams) {
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", "Bearer tok-noc");
