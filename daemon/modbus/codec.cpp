@@ -107,4 +107,59 @@ core::Result<std::vector<uint16_t>> DecodeReadResponse(std::span<const uint8_t> 
   return out;
 }
 
+namespace {
+void PutMbap(std::vector<uint8_t>& out, uint16_t tid, uint8_t unit, size_t pdu_len) {
+  const size_t len = pdu_len + 1;
+  out = {static_cast<uint8_t>(tid >> 8), static_cast<uint8_t>(tid & 0xFF), 0,   0,
+         static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len & 0xFF), unit};
+}
+}  // namespace
+
+core::Result<ReadRequest> DecodeReadRequest(const MbapHeader& h, std::span<const uint8_t> pdu) {
+  if (pdu.size() != 5)
+    return core::Status::InvalidArgument("read request PDU of " + std::to_string(pdu.size()) +
+                                         " bytes, expected 5");
+  ReadRequest r;
+  r.transaction_id = h.transaction_id;
+  r.unit = h.unit;
+  r.function = pdu[0];
+  r.address = static_cast<uint16_t>(pdu[1] << 8 | pdu[2]);
+  r.count = static_cast<uint16_t>(pdu[3] << 8 | pdu[4]);
+  return r;
+}
+
+std::vector<uint8_t> EncodeReadResponse(uint16_t tid, uint8_t unit, Function fc,
+                                        std::span<const uint16_t> values) {
+  std::vector<uint8_t> out;
+  if (IsBitFunction(fc)) {
+    const size_t bytes = (values.size() + 7) / 8;
+    PutMbap(out, tid, unit, 2 + bytes);
+    out.push_back(static_cast<uint8_t>(fc));
+    out.push_back(static_cast<uint8_t>(bytes));
+    for (size_t b = 0; b < bytes; ++b) {
+      uint8_t byte = 0;
+      for (size_t k = 0; k < 8 && b * 8 + k < values.size(); ++k)
+        if (values[b * 8 + k]) byte |= static_cast<uint8_t>(1u << k);
+      out.push_back(byte);
+    }
+  } else {
+    PutMbap(out, tid, unit, 2 + 2 * values.size());
+    out.push_back(static_cast<uint8_t>(fc));
+    out.push_back(static_cast<uint8_t>(2 * values.size()));
+    for (uint16_t v : values) {
+      out.push_back(static_cast<uint8_t>(v >> 8));
+      out.push_back(static_cast<uint8_t>(v & 0xFF));
+    }
+  }
+  return out;
+}
+
+std::vector<uint8_t> EncodeException(uint16_t tid, uint8_t unit, uint8_t function, uint8_t code) {
+  std::vector<uint8_t> out;
+  PutMbap(out, tid, unit, 2);
+  out.push_back(static_cast<uint8_t>(function | 0x80));
+  out.push_back(code);
+  return out;
+}
+
 }  // namespace sitepower::modbus

@@ -46,4 +46,20 @@ core::Result<std::vector<uint16_t>> DecodeReadResponse(std::span<const uint8_t> 
 
 std::string ExceptionName(uint8_t code);
 
+// The server side, for simulated controllers (tools/farm) and tests.
+struct ReadRequest {
+  uint16_t transaction_id = 0;
+  uint8_t unit = 0;
+  uint8_t function = 0;  // as received; may be one we do not serve
+  uint16_t address = 0, count = 0;
+};
+// Parses a request PDU (function code onwards) after its MBAP header.
+core::Result<ReadRequest> DecodeReadRequest(const MbapHeader& header, std::span<const uint8_t> pdu);
+// A read response ADU: registers as words, bits as 0/1 values.
+std::vector<uint8_t> EncodeReadResponse(uint16_t transaction_id, uint8_t unit, Function fc,
+                                        std::span<const uint16_t> values);
+// An exception response ADU (function | 0x80, code).
+std::vector<uint8_t> EncodeException(uint16_t transaction_id, uint8_t unit, uint8_t function,
+                                     uint8_t code);
+
 }  // namespace sitepower::modbus

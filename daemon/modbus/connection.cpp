@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace sitepower::modbus {
 
@@ -34,6 +35,8 @@ struct Connection::Pending {
   ReadBlock block;
   uint16_t tid = 0;
   bool sent = false, done = false;
+  bool rearmed = false;     // the deadline moved when the request went out
+  core::Millis timeout{0};  // for the device to answer, from when the request is sent
   Clock::time_point sent_at{};
   core::Result<std::vector<uint8_t>> pdu = core::Status::Internal("no reply yet");
 };
@@ -57,13 +60,21 @@ awaitable<core::Result<std::vector<uint16_t>>> Connection::Transact(uint8_t unit
     co_return core::Status::Unavailable(name_ + " " + where + ": poller stopped");
   auto self = shared_from_this();  // outlives the Pending below
   Pending p(this, unit, b);
-  p.wake.expires_after(timeout);
+  // The device gets `timeout` from when the request goes out; waiting behind
+  // other units on a busy link is allowed up to 4 timeouts more.
+  p.timeout = timeout;
+  p.wake.expires_after(timeout * 5);
   queue_.push_back(&p);
   ++stats_.requests;
   Pump();
-  if (!p.done) {
+  while (!p.done) {
     boost::system::error_code ec;
     co_await p.wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (p.rearmed && !p.done) {
+      p.rearmed = false;  // woken by the re-arm at send time: wait for the device
+      continue;
+    }
+    break;
   }
   if (!p.done) {
     ++stats_.timeouts;
@@ -100,6 +111,10 @@ void Connection::Pump() {
     while (in_flight_.count(next_tid_)) ++next_tid_;
     p->tid = next_tid_++;
     p->sent = true;
+    // Re-arming cancels the pending wait; the waiter sees `rearmed` and waits
+    // again, now for the device only.
+    p->wake.expires_after(p->timeout);
+    p->rearmed = true;
     p->sent_at = Clock::now();
     in_flight_[p->tid] = p;
     outbox_.push_back(
@@ -207,45 +222,53 @@ awaitable<void> Connection::WriteLoop(std::shared_ptr<Connection> self, uint64_t
   if (gen == generation_) writing_ = false;
 }
 
+// Reads whatever has arrived (one receive for many replies under load) and
+// takes every complete frame out of the buffer.
 awaitable<void> Connection::ReadLoop(std::shared_ptr<Connection> self, uint64_t gen) {
-  std::array<uint8_t, kMbapHeaderSize> head{};
-  std::vector<uint8_t> pdu;
+  std::vector<uint8_t> buf(16 * 1024);
+  size_t have = 0;
   boost::system::error_code ec;
   while (gen == generation_) {
-    co_await asio::async_read(socket_, asio::buffer(head),
-                              asio::redirect_error(asio::use_awaitable, ec));
-    core::Result<MbapHeader> h = core::Status::Internal("unread");
-    if (!ec && gen == generation_) {
-      h = DecodeMbapHeader(head);
-      if (h.ok()) {
-        pdu.resize(h->length - 1u);
-        co_await asio::async_read(socket_, asio::buffer(pdu),
-                                  asio::redirect_error(asio::use_awaitable, ec));
-      }
-    }
+    if (have == buf.size()) buf.resize(buf.size() * 2);  // a frame is at most 260 bytes
+    size_t n = co_await socket_.async_read_some(asio::buffer(buf.data() + have, buf.size() - have),
+                                                asio::redirect_error(asio::use_awaitable, ec));
     if (gen != generation_) co_return;
     if (ec) {
       self->Close(ec == asio::error::eof ? "closed by the device" : "read: " + ec.message());
       co_return;
     }
-    if (!h.ok()) {  // the byte stream cannot be trusted any more
-      self->Close(h.status().message());
-      co_return;
-    }
+    have += n;
     last_rx_ = Clock::now();
-    auto it = in_flight_.find(h->transaction_id);
-    if (it == in_flight_.end()) {
-      ++stats_.late_replies;  // its request already timed out
-      continue;
+    size_t at = 0;
+    while (have - at >= kMbapHeaderSize) {
+      auto h = DecodeMbapHeader(std::span<const uint8_t>(buf.data() + at, kMbapHeaderSize));
+      if (!h.ok()) {  // the byte stream cannot be trusted any more
+        self->Close(h.status().message());
+        co_return;
+      }
+      const size_t frame = kMbapHeaderSize + h->length - 1u;
+      if (have - at < frame) break;  // the rest of it is still on its way
+      std::vector<uint8_t> pdu(buf.begin() + static_cast<long>(at + kMbapHeaderSize),
+                               buf.begin() + static_cast<long>(at + frame));
+      at += frame;
+      auto it = in_flight_.find(h->transaction_id);
+      if (it == in_flight_.end()) {
+        ++stats_.late_replies;  // its request already timed out
+        continue;
+      }
+      Pending* p = it->second;
+      in_flight_.erase(it);
+      if (h->unit != p->unit)
+        Finish(p, core::Status::InvalidArgument(
+                      "reply for transaction " + std::to_string(h->transaction_id) + " from unit " +
+                      std::to_string(h->unit) + ", sent to unit " + std::to_string(p->unit)));
+      else
+        Finish(p, std::move(pdu));
     }
-    Pending* p = it->second;
-    in_flight_.erase(it);
-    if (h->unit != p->unit)
-      Finish(p, core::Status::InvalidArgument(
-                    "reply for transaction " + std::to_string(h->transaction_id) + " from unit " +
-                    std::to_string(h->unit) + ", sent to unit " + std::to_string(p->unit)));
-    else
-      Finish(p, pdu);
+    if (at > 0) {
+      std::memmove(buf.data(), buf.data() + at, have - at);
+      have -= at;
+    }
     Pump();
   }
 }

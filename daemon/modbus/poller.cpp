@@ -82,8 +82,9 @@ core::Millis NextDelay(Poller::Device& d, const PollerOptions& o) {
 
 awaitable<void> PollLoop(std::shared_ptr<Poller::Device> d, const core::Clock* clock,
                          PollerOptions options, Poller::Sink sink) {
-  // Spread first polls so a whole region does not connect in the same instant.
-  std::uniform_int_distribution<long> stagger(0, std::min<long>(options.interval.count(), 1000));
+  // Spread first polls over a whole interval so that a region (or a gateway
+  // with a hundred units) does not ask everything in the same instant.
+  std::uniform_int_distribution<long> stagger(0, std::max<long>(0, options.interval.count()));
   boost::system::error_code ec;
   d->tick.expires_after(core::Millis(stagger(d->rng)));
   co_await d->tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
