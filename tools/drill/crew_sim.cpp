@@ -91,7 +91,8 @@ HistoryCheck CrewSim::VerifyHistory() {
   if (last > 0) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + cfg_.token);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ctx.set_wait_for_ready(true);  // the channel may still be reconnecting after a restart
     v1::SubscribeTasksRequest req;
     req.set_crew_id(cfg_.id);
     req.set_after_seq(0);
