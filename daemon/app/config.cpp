@@ -266,6 +266,7 @@ core::Result<Config> LoadConfigString(const std::string& yaml, const std::string
   ReadTls(root, c, errors);
   c.store = root.String("store").value_or(c.store);
   c.state_file = root.String("state_file").value_or("");
+  c.recording = root.String("recording").value_or("");
   ReadClock(root, c, errors);
   ReadPoll(root, c, errors);
   c.maps_dir = root.String("maps_dir").value_or("");

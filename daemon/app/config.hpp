@@ -85,6 +85,7 @@ struct Config {
   std::string tls_cert, tls_key, tls_client_ca;
   std::string store = "sitepower.db";
   std::string state_file;
+  std::string recording;  // telemetry recording file (recording/recording.hpp); "" = off
   std::optional<ClockConfig> clock;
   PollConfig poll;
   std::string maps_dir;

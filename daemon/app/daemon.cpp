@@ -12,6 +12,7 @@
 #include "api/grpc_server.hpp"
 #include "app/engine.hpp"
 #include "app/log.hpp"
+#include "app/recorder.hpp"
 #include "modbus/poller.hpp"
 #include "store/store.hpp"
 #include "tasks/task_ledger.hpp"
@@ -127,9 +128,12 @@ int RunDaemon(const Config& config) {
   engine.SetPublishers([&grpc]() { grpc.PublishQueue(); },
                        [&web](std::string state) { web.Publish(std::move(state)); });
 
-  modbus::Poller poller(
-      io, *clock, *maps, PollOptions(config),
-      [&engine](const core::SiteId& site, const modbus::Reading& r) { engine.OnReading(site, r); });
+  Recorder recorder(config.recording);
+  modbus::Poller poller(io, *clock, *maps, PollOptions(config),
+                        [&engine, &recorder](const core::SiteId& site, const modbus::Reading& r) {
+                          recorder.Add(site, r);
+                          engine.OnReading(site, r);
+                        });
   for (const auto& s : config.sites) {
     modbus::DeviceSpec spec{s.id, s.controller.host, static_cast<uint16_t>(s.controller.port),
                             s.controller.unit, s.controller.map};
@@ -155,8 +159,9 @@ int RunDaemon(const Config& config) {
   web::NotifyReady();
 
   boost::asio::steady_timer watchdog(io);
-  std::function<void()> feed = [&watchdog, &feed]() {
+  std::function<void()> feed = [&watchdog, &feed, &recorder]() {
     web::NotifyWatchdog();
+    recorder.Flush();  // at most 5 s of telemetry in memory
     watchdog.expires_after(std::chrono::seconds(5));
     watchdog.async_wait([&feed](const boost::system::error_code& ec) {
       if (!ec) feed();
@@ -170,6 +175,7 @@ int RunDaemon(const Config& config) {
     web::NotifyStopping();
     watchdog.cancel();
     poller.Stop();
+    recorder.Flush();
     engine.Stop();
     web.Stop();
     grpc.Shutdown(std::chrono::seconds(2));

@@ -100,6 +100,7 @@ with open(work + "/sitepowerd.yaml", "w") as f:
     f.write(f"""name: foreign-client-test
 listen: {{grpc: "127.0.0.1:0", http: "127.0.0.1:0"}}
 store: {work}/sitepower.db
+recording: {work}/telemetry.rec
 tls: {{cert: {cert}, key: {key}}}
 state_file: {work}/state.json
 maps_dir: {work}/maps
@@ -315,5 +316,12 @@ finally:
     if failures:
         print(open(work + "/daemon.log").read()[-4000:])
 
+# The daemon recorded every poll; the recording reads back as a trace that
+# `sitepowerctl predict --trace` takes.
+rec = subprocess.run([BIN + "/sitepowerctl", "recording", work + "/telemetry.rec", "--site", "S1"],
+                     capture_output=True, text=True)
+rows = rec.stdout.strip().splitlines()
+check(rec.returncode == 0 and len(rows) > 20 and rows[1].split(",")[1].startswith("49.87"),
+      "the telemetry recording holds S1's samples (%d rows): %s" % (len(rows) - 1, rows[1] if len(rows) > 1 else rec.stderr))
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)

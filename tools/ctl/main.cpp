@@ -9,16 +9,19 @@
 #include "ctl/plan_cmd.hpp"
 #include "ctl/predict_cmd.hpp"
 #include "ctl/queue_cmd.hpp"
+#include "ctl/recording_cmd.hpp"
 
 namespace {
 void Usage() {
-  std::fprintf(stderr,
-               "usage: sitepowerctl COMMAND [ARGS]\n"
-               "  plan SCENARIO [--at HH:MM] [--json] [--budget-ms N]   plan a scenario offline\n"
-               "  predict --chemistry vrla|lfp --cells N ... [--json]    battery runtime band\n"
-               "  queue --server HOST:PORT --token T [--watch] [--json]  the live queue\n"
-               "  override --server HOST:PORT --token T ACTION ...       pin/protect/hold/cancel\n"
-               "Run 'sitepowerctl COMMAND --help' for a command's options.\n");
+  std::fprintf(
+      stderr,
+      "usage: sitepowerctl COMMAND [ARGS]\n"
+      "  plan SCENARIO [--at HH:MM] [--json] [--budget-ms N]   plan a scenario offline\n"
+      "  predict --chemistry vrla|lfp --cells N ... [--json]    battery runtime band\n"
+      "  queue --server HOST:PORT --token T [--watch] [--json]  the live queue\n"
+      "  override --http HOST:PORT --token T ACTION ...         pin/protect/hold/cancel\n"
+      "  recording FILE [--site ID]                             telemetry recording as CSV\n"
+      "Run 'sitepowerctl COMMAND --help' for a command's options.\n");
 }
 }  // namespace
 
@@ -32,6 +35,7 @@ int main(int argc, char** argv) {
   if (cmd == "predict") return sitepower::ctl::RunPredictCommand(argc - 1, argv + 1);
   if (cmd == "queue") return sitepower::ctl::RunQueueCommand(argc - 1, argv + 1);
   if (cmd == "override") return sitepower::ctl::RunOverrideCommand(argc - 1, argv + 1);
+  if (cmd == "recording") return sitepower::ctl::RunRecordingCommand(argc - 1, argv + 1);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     Usage();
     return 0;
