@@ -248,51 +248,17 @@ std::vector<double> PlanModel::RunningTimes(const Routes& routes, double* travel
   return running;
 }
 
-namespace {
-// Length of the union of the intervals of `upstream` sites in `own`.
-double UnionDown(const std::vector<int>& upstream,
-                 const std::vector<std::pair<double, double>>& own,
-                 std::vector<std::pair<double, double>>& scratch) {
-  scratch.clear();
-  for (int u : upstream)
-    if (own[u].second > own[u].first) scratch.push_back(own[u]);
-  if (scratch.empty()) return 0;
-  std::sort(scratch.begin(), scratch.end());
-  double down = 0, cs = scratch[0].first, ce = scratch[0].second;
-  for (size_t k = 1; k < scratch.size(); ++k) {
-    if (scratch[k].first <= ce) {
-      ce = std::max(ce, scratch[k].second);
-    } else {
-      down += ce - cs;
-      cs = scratch[k].first;
-      ce = scratch[k].second;
-    }
-  }
-  return down + ce - cs;
-}
-}  // namespace
-
 Objective PlanModel::Evaluate(const Routes& routes) const {
   Objective o;
   std::vector<double> running = RunningTimes(routes, &o.travel_min);
-  std::vector<std::pair<double, double>> own(sites_.size(), {0, 0}), risk(sites_.size(), {0, 0});
-  for (size_t i = 0; i < sites_.size(); ++i) {
-    const SiteInfo& s = sites_[i];
-    if (!s.can_go_down) continue;
-    double stop = std::min(running[i], s.end);
-    if (stop > s.deadline) own[i] = {s.deadline, stop};
-    if (stop > s.deadline_p10) risk[i] = {s.deadline_p10, stop};
-  }
   for (size_t c = 0; c < routes.size(); ++c)
-    for (int s : routes[c])
-      if (sites_[s].current_crew >= 0 && sites_[s].current_crew != static_cast<int>(c))
-        o.churn_min += keep_margin_min_;
+    for (int s : routes[c]) o.churn_min += ChurnOf(static_cast<int>(c), s);
   std::vector<std::pair<double, double>> scratch;
-  for (size_t i = 0; i < sites_.size(); ++i) {
-    double down = UnionDown(sites_[i].upstream, own, scratch);
-    if (down > 1e-9 && sites_[i].vip) ++o.vip_down;
-    o.weighted_down_min += down * sites_[i].weight;
-    o.risk_down_min += UnionDown(sites_[i].upstream, risk, scratch) * sites_[i].weight;
+  for (int i = 0; i < site_count(); ++i) {
+    SiteCost sc = CostOf(i, running, scratch);
+    o.vip_down += sc.vip_down;
+    o.weighted_down_min += sc.down;
+    o.risk_down_min += sc.risk;
   }
   return o;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch/exact.hpp"
 #include "dispatch/planner.hpp"
 
 namespace {
@@ -74,41 +75,6 @@ double Ms(Clock::time_point a) {
   return std::chrono::duration<double, std::milli>(Clock::now() - a).count();
 }
 
-// Exhaustive optimum for tiny instances (every assignment and order).
-Objective Exact(const PlanInput& in) {
-  const size_t n = in.sites.size(), m = in.crews.size();
-  Objective best;
-  bool have = false;
-  std::vector<size_t> choice(n, 0);
-  std::function<void(size_t)> assign = [&](size_t i) {
-    if (i == n) {
-      std::vector<std::vector<core::SiteId>> routes(m);
-      for (size_t s = 0; s < n; ++s)
-        if (choice[s]) routes[choice[s] - 1].push_back(in.sites[s].id);
-      for (size_t c = 0; c < m; ++c)
-        if (static_cast<int>(routes[c].size()) > in.crews[c].generators_left) return;
-      std::function<void(size_t)> perm = [&](size_t c) {
-        if (c == m) {
-          Objective o = EvaluateRoutes(in, routes);
-          if (!have || o.BetterThan(best)) best = o, have = true;
-          return;
-        }
-        std::sort(routes[c].begin(), routes[c].end());
-        do perm(c + 1);
-        while (std::next_permutation(routes[c].begin(), routes[c].end()));
-      };
-      perm(0);
-      return;
-    }
-    for (size_t k = 0; k <= m; ++k) {
-      choice[i] = k;
-      assign(i + 1);
-    }
-  };
-  assign(0);
-  return best;
-}
-
 double Gap(const Objective& o, const Objective& ref) {
   if (o.vip_down != ref.vip_down) return o.vip_down > ref.vip_down ? 1.0 : -1.0;
   if (ref.weighted_down_min <= 1e-9) return o.weighted_down_min > 1e-6 ? 1.0 : 0.0;
@@ -146,7 +112,7 @@ int main(int argc, char** argv) {
     for (uint64_t k = 0; k < 30; ++k) {
       PlanInput in = Instance(5 + static_cast<int>(k % 3), 2, 100 + k);
       for (auto& c : in.crews) c.generators_left = 3;
-      Objective opt = Exact(in);
+      Objective opt = ExactOptimum(in);
       Options o;
       o.budget_ms = budget;
       Plan p = MakePlan(in, o);
