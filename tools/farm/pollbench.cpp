@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
                             state[it->second].last_ok = Clock::now();
                           } else {
                             ++polls_failed;
+                            if (!own_farm) state[it->second].healthy = false;
                           }
                         });
   for (size_t p = 0; p < farm_ports.size(); ++p)
