@@ -53,6 +53,7 @@ asio::awaitable<void> KeepReading(std::shared_ptr<Connection> c, uint8_t unit, c
   while (!*stop) {
     auto r = co_await c->Transact(unit, ReadBlock{Function::kReadHoldingRegisters, 5, 2},
                                   core::Millis(2000));
+    if (*stop) break;  // a read cut short by the shutdown below is not a failure
     ++*(r.ok() && (*r)[0] == 5 ? ok : failed);
     asio::steady_timer pause(co_await asio::this_coro::executor);
     pause.expires_after(core::Millis(5));

@@ -18,17 +18,26 @@ namespace sitepower::modbus {
 namespace asio = boost::asio;
 using asio::awaitable;
 
+// Relocated maps, one per (map, SunSpec chain): devices of the same make and
+// firmware share one copy (100,000 devices would otherwise hold 100,000).
+struct RelocatedMaps {
+  std::map<std::string, std::unique_ptr<RegisterMap>> by_chain;
+};
+
 struct Poller::Device {
-  Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m, std::shared_ptr<Connection> c)
+  Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m, std::shared_ptr<Connection> c,
+         std::shared_ptr<RelocatedMaps> maps)
       : spec(std::move(s)),
         base_map(m),
-        map(m),
+        map(&m),
+        relocated(std::move(maps)),
         conn(std::move(c)),
         tick(io),
         rng(static_cast<unsigned>(std::hash<std::string>()(spec.site))) {}
   DeviceSpec spec;
-  const RegisterMap& base_map;       // as written (common SunSpec layout)
-  RegisterMap map;                   // as this device has it (after SunSpec discovery)
+  const RegisterMap& base_map;  // as written (common SunSpec layout)
+  const RegisterMap* map;       // as this device has it (after SunSpec discovery)
+  std::shared_ptr<RelocatedMaps> relocated;
   bool located = false;              // SunSpec chain discovered and cached
   std::shared_ptr<Connection> conn;  // shared by every unit on this endpoint
   asio::steady_timer tick;           // between polls
@@ -62,9 +71,13 @@ awaitable<core::Status> Locate(DevicePtr d, core::Millis timeout) {
       co_return r.status();  // timeout, garbage, dropped link: not a "no"
   }
   if (!walker.error().ok()) co_return walker.error();
-  auto moved = RelocateToChain(d->base_map, walker.chain());
-  if (!moved.ok()) co_return moved.status();
-  d->map = std::move(*moved);
+  auto& shared = d->relocated->by_chain[d->base_map.name + "|" + walker.chain().ToString()];
+  if (!shared) {
+    auto moved = RelocateToChain(d->base_map, walker.chain());
+    if (!moved.ok()) co_return moved.status();
+    shared = std::make_unique<RegisterMap>(std::move(*moved));
+  }
+  d->map = shared.get();
   d->located = true;
   co_return core::Status::Ok();
 }
@@ -91,8 +104,8 @@ awaitable<void> PollLoop(std::shared_ptr<Poller::Device> d, const core::Clock* c
   while (!d->stopped) {
     core::Status st = co_await Locate(d, options.timeout);
     std::vector<std::vector<uint16_t>> data;
-    for (size_t i = 0; st.ok() && i < d->map.blocks.size() && !d->stopped; ++i) {
-      auto r = co_await Read(d, d->map.blocks[i], options.timeout);
+    for (size_t i = 0; st.ok() && i < d->map->blocks.size() && !d->stopped; ++i) {
+      auto r = co_await Read(d, d->map->blocks[i], options.timeout);
       if (r.ok())
         data.push_back(std::move(*r));
       else
@@ -102,7 +115,7 @@ awaitable<void> PollLoop(std::shared_ptr<Poller::Device> d, const core::Clock* c
     Reading reading;
     if (st.ok()) {
       std::vector<std::string> problems;
-      reading = DecodeReading(d->map, data, clock->Now(), &problems);
+      reading = DecodeReading(*d->map, data, clock->Now(), &problems);
       d->failures = 0;
     } else {
       reading.at = clock->Now();
@@ -149,7 +162,8 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
                                         map->max_in_flight, options_.timeout);
   else
     conn->LimitInFlight(map->max_in_flight);
-  auto d = std::make_shared<Device>(io_, spec, *map, conn);
+  if (!relocated_) relocated_ = std::make_shared<RelocatedMaps>();
+  auto d = std::make_shared<Device>(io_, spec, *map, conn, relocated_);
   devices_[spec.site] = d;
   if (started_) asio::co_spawn(io_, PollLoop(d, &clock_, options_, sink_), asio::detached);
   return core::Status::Ok();

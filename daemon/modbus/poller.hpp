@@ -23,7 +23,8 @@
 
 namespace sitepower::modbus {
 
-class Connection;  // connection.hpp: one per endpoint, shared by its unit ids
+class Connection;      // connection.hpp: one per endpoint, shared by its unit ids
+struct RelocatedMaps;  // poller.cpp: SunSpec-relocated maps shared between devices
 
 struct DeviceSpec {
   core::SiteId site;
@@ -68,6 +69,7 @@ class Poller {
   Sink sink_;
   std::map<core::SiteId, std::shared_ptr<Device>> devices_;
   std::map<std::string, std::shared_ptr<Connection>> connections_;  // by "host:port"
+  std::shared_ptr<RelocatedMaps> relocated_;
   bool started_ = false;
 };
 
