@@ -135,8 +135,9 @@ int RunDaemon(const Config& config) {
                           engine.OnReading(site, r);
                         });
   for (const auto& s : config.sites) {
-    modbus::DeviceSpec spec{s.id, s.controller.host, static_cast<uint16_t>(s.controller.port),
-                            s.controller.unit, s.controller.map};
+    modbus::DeviceSpec spec =
+        modbus::DeviceSpec::Tcp(s.id, s.controller.host, static_cast<uint16_t>(s.controller.port),
+                                s.controller.unit, s.controller.map);
     if (auto st = poller.AddDevice(spec); !st.ok()) {
       // One bad device must not take the region down: report it and go on.
       LogLine(LogLevel::kError, "device", {{"site", s.id}, {"error", st.message()}});

@@ -26,17 +26,14 @@
 
 #include "core/status.hpp"
 #include "core/time.hpp"
+#include "modbus/link.hpp"
 #include "modbus/register_map.hpp"
 
 namespace sitepower::modbus {
 
-struct ConnectionStats {
-  uint64_t connects = 0, connect_failures = 0, requests = 0, timeouts = 0, late_replies = 0,
-           drops = 0;
-  size_t max_in_flight_seen = 0;
-};
+using ConnectionStats = LinkStats;
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection final : public Link, public std::enable_shared_from_this<Connection> {
  public:
   Connection(boost::asio::any_io_executor ex, std::string host, uint16_t port, size_t max_in_flight,
              core::Millis connect_timeout);
@@ -46,19 +43,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reads `block` from `unit`. Never throws. Errors: Unavailable (connect or
   // link), DeadlineExceeded (no answer within timeout), FailedPrecondition
   // (Modbus exception reply), InvalidArgument (malformed reply).
-  boost::asio::awaitable<core::Result<std::vector<uint16_t>>> Transact(uint8_t unit,
-                                                                       ReadBlock block,
-                                                                       core::Millis timeout);
+  boost::asio::awaitable<core::Result<std::vector<uint16_t>>> Transact(
+      uint8_t unit, ReadBlock block, core::Millis timeout) override;
   // Lowers the in-flight limit (several maps on one endpoint: the strictest wins).
-  void LimitInFlight(size_t n) {
+  void LimitInFlight(size_t n) override {
     max_in_flight_ = std::max<size_t>(1, std::min(max_in_flight_, n));
   }
   // Fails everything in flight and closes; later requests reconnect.
   void Close(const std::string& why);
   // Close and refuse every later request (Poller::Stop).
-  void Shutdown();
-  const std::string& name() const { return name_; }
-  const ConnectionStats& stats() const { return stats_; }
+  void Shutdown() override;
+  const std::string& name() const override { return name_; }
+  const LinkStats& stats() const override { return stats_; }
 
  private:
   struct Pending;

@@ -184,9 +184,10 @@ TEST(ConnectionTest, PollerSharesOneConnectionPerEndpoint) {
     ++(r.poll_ok ? counts[s].first : counts[s].second);
   });
   for (int unit : {1, 2, 3})
-    ASSERT_TRUE(
-        poller.AddDevice({"U" + std::to_string(unit), "127.0.0.1", server.port(), unit, "plain"})
-            .ok());
+    ASSERT_TRUE(poller
+                    .AddDevice(DeviceSpec::Tcp("U" + std::to_string(unit), "127.0.0.1",
+                                               server.port(), unit, "plain"))
+                    .ok());
   poller.Start();
   while (counts["U3"].second < 2) io.run_one();
   poller.Stop();

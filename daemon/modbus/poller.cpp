@@ -11,6 +11,7 @@
 #include <random>
 
 #include "modbus/connection.hpp"
+#include "modbus/link.hpp"
 #include "modbus/sunspec.hpp"
 
 namespace sitepower::modbus {
@@ -25,7 +26,7 @@ struct RelocatedMaps {
 };
 
 struct Poller::Device {
-  Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m, std::shared_ptr<Connection> c,
+  Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m, std::shared_ptr<Link> c,
          std::shared_ptr<RelocatedMaps> maps)
       : spec(std::move(s)),
         base_map(m),
@@ -38,10 +39,10 @@ struct Poller::Device {
   const RegisterMap& base_map;  // as written (common SunSpec layout)
   const RegisterMap* map;       // as this device has it (after SunSpec discovery)
   std::shared_ptr<RelocatedMaps> relocated;
-  bool located = false;              // SunSpec chain discovered and cached
-  std::shared_ptr<Connection> conn;  // shared by every unit on this endpoint
-  asio::steady_timer tick;           // between polls
-  std::minstd_rand rng;              // backoff jitter, seeded per site: reproducible
+  bool located = false;        // SunSpec chain discovered and cached
+  std::shared_ptr<Link> conn;  // shared by every unit on this endpoint
+  asio::steady_timer tick;     // between polls
+  std::minstd_rand rng;        // backoff jitter, seeded per site: reproducible
   int failures = 0;
   bool fast = false;
   bool stopped = false;
@@ -142,26 +143,56 @@ Poller::Poller(asio::io_context& io, const core::Clock& clock, const MapRegistry
 
 Poller::~Poller() { Stop(); }
 
+const char* TransportName(Transport t) {
+  switch (t) {
+    case Transport::kTcp:
+      return "tcp";
+    case Transport::kRtuOverTcp:
+      return "rtu_over_tcp";
+    case Transport::kRtuSerial:
+      return "rtu";
+  }
+  return "?";
+}
+
 core::Status Poller::AddDevice(const DeviceSpec& spec) {
   const RegisterMap* map = maps_.Find(spec.map);
   if (!map)
     return core::Status::InvalidArgument("site " + spec.site + ": unknown register map '" +
                                          spec.map + "'");
-  if (spec.host.empty())
+  const bool serial = spec.transport == Transport::kRtuSerial;
+  if (!serial && spec.host.empty())
     return core::Status::InvalidArgument("site " + spec.site + ": controller host is empty");
+  if (serial && spec.serial.device.empty())
+    return core::Status::InvalidArgument("site " + spec.site + ": serial device is empty");
   if (spec.unit < 0 || spec.unit > 255)
     return core::Status::InvalidArgument("site " + spec.site + ": unit id out of range");
   if (devices_.count(spec.site))
     return core::Status::AlreadyExists("site " + spec.site + ": polled twice");
-  // One connection per endpoint, shared by every unit id there; it allows
-  // the smallest in-flight limit any map polled there asks for.
-  const std::string endpoint = spec.host + ":" + std::to_string(spec.port);
-  auto& conn = connections_[endpoint];
-  if (!conn)
+  // One link per endpoint, shared by every unit id there; it allows the
+  // smallest in-flight limit any map polled there asks for.
+  std::string endpoint;
+  switch (spec.transport) {
+    case Transport::kTcp:
+      endpoint = spec.host + ":" + std::to_string(spec.port);
+      break;
+    case Transport::kRtuOverTcp:
+      endpoint = "rtu+tcp://" + spec.host + ":" + std::to_string(spec.port);
+      break;
+    case Transport::kRtuSerial:
+      endpoint = "rtu:" + spec.serial.device;
+      break;
+  }
+  auto& conn = links_[endpoint];
+  if (!conn) {
+    if (spec.transport != Transport::kTcp)
+      return core::Status::FailedPrecondition("site " + spec.site + ": transport " +
+                                              TransportName(spec.transport) + " not available");
     conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port,
                                         map->max_in_flight, options_.timeout);
-  else
+  } else {
     conn->LimitInFlight(map->max_in_flight);
+  }
   if (!relocated_) relocated_ = std::make_shared<RelocatedMaps>();
   auto d = std::make_shared<Device>(io_, spec, *map, conn, relocated_);
   devices_[spec.site] = d;
@@ -188,7 +219,7 @@ void Poller::Stop() {
     d->stopped = true;
     d->tick.cancel();
   }
-  for (auto& [endpoint, c] : connections_) c->Shutdown();
+  for (auto& [endpoint, c] : links_) c->Shutdown();
 }
 
 }  // namespace sitepower::modbus

@@ -23,15 +23,44 @@
 
 namespace sitepower::modbus {
 
-class Connection;      // connection.hpp: one per endpoint, shared by its unit ids
+class Link;            // link.hpp: one per endpoint, shared by its unit ids
 struct RelocatedMaps;  // poller.cpp: SunSpec-relocated maps shared between devices
+
+// How a controller is reached.
+enum class Transport {
+  kTcp,         // Modbus TCP (MBAP), host:port
+  kRtuOverTcp,  // RTU frames (CRC, no MBAP) through a TCP gateway at host:port
+  kRtuSerial,   // RTU on a serial line (RS-485/232) at serial.device
+};
+const char* TransportName(Transport t);  // "tcp", "rtu_over_tcp", "rtu"
+
+struct SerialLine {
+  std::string device;  // /dev/ttyUSB0, /dev/ttyS1, a pty...
+  int baud = 9600;
+  char parity = 'N';  // N, E or O
+  int data_bits = 8;
+  int stop_bits = 1;
+};
 
 struct DeviceSpec {
   core::SiteId site;
-  std::string host;
+  std::string host;  // tcp and rtu_over_tcp
   uint16_t port = 502;
   int unit = 1;
   std::string map = "sunspec-802";
+  Transport transport = Transport::kTcp;
+  SerialLine serial;  // rtu: every unit on one device path is one bus
+
+  static DeviceSpec Tcp(core::SiteId site, std::string host, uint16_t port, int unit,
+                        std::string map) {
+    DeviceSpec d;
+    d.site = std::move(site);
+    d.host = std::move(host);
+    d.port = port;
+    d.unit = unit;
+    d.map = std::move(map);
+    return d;
+  }
 };
 
 struct PollerOptions {
@@ -68,7 +97,8 @@ class Poller {
   PollerOptions options_;
   Sink sink_;
   std::map<core::SiteId, std::shared_ptr<Device>> devices_;
-  std::map<std::string, std::shared_ptr<Connection>> connections_;  // by "host:port"
+  // By endpoint: "host:port", "rtu+tcp://host:port" or "rtu:/dev/ttyS1".
+  std::map<std::string, std::shared_ptr<Link>> links_;
   std::shared_ptr<RelocatedMaps> relocated_;
   bool started_ = false;
 };

@@ -47,25 +47,29 @@ TEST(PollerTest, ReadsHealthyDevicesWhileBadOnesFail) {
   Collected got;
   Poller poller(io, clock, *maps, opts,
                 [&got](const core::SiteId& s, const Reading& r) { got.all.emplace_back(s, r); });
-  ASSERT_TRUE(poller
-                  .AddDevice({"GOOD", "127.0.0.1", static_cast<uint16_t>(farm.port(good)), 1,
-                              "sunspec-802"})
-                  .ok());
-  ASSERT_TRUE(poller
-                  .AddDevice({"MUTE", "127.0.0.1", static_cast<uint16_t>(farm.port(mute)), 1,
-                              "sunspec-802"})
-                  .ok());
-  ASSERT_TRUE(poller
-                  .AddDevice({"EXC", "127.0.0.1", static_cast<uint16_t>(farm.port(broken)), 1,
-                              "sunspec-802"})
-                  .ok());
-  ASSERT_TRUE(poller
-                  .AddDevice({"JUNK", "127.0.0.1", static_cast<uint16_t>(farm.port(junk)), 1,
-                              "sunspec-802"})
-                  .ok());
   ASSERT_TRUE(
-      poller.AddDevice({"DEAD", "127.0.0.1", 1, 1, "sunspec-802"}).ok());  // nothing listens
-  EXPECT_FALSE(poller.AddDevice({"X", "127.0.0.1", 502, 1, "no-such-map"}).ok());
+      poller
+          .AddDevice(DeviceSpec::Tcp("GOOD", "127.0.0.1", static_cast<uint16_t>(farm.port(good)), 1,
+                                     "sunspec-802"))
+          .ok());
+  ASSERT_TRUE(
+      poller
+          .AddDevice(DeviceSpec::Tcp("MUTE", "127.0.0.1", static_cast<uint16_t>(farm.port(mute)), 1,
+                                     "sunspec-802"))
+          .ok());
+  ASSERT_TRUE(
+      poller
+          .AddDevice(DeviceSpec::Tcp("EXC", "127.0.0.1", static_cast<uint16_t>(farm.port(broken)),
+                                     1, "sunspec-802"))
+          .ok());
+  ASSERT_TRUE(
+      poller
+          .AddDevice(DeviceSpec::Tcp("JUNK", "127.0.0.1", static_cast<uint16_t>(farm.port(junk)), 1,
+                                     "sunspec-802"))
+          .ok());
+  ASSERT_TRUE(poller.AddDevice(DeviceSpec::Tcp("DEAD", "127.0.0.1", 1, 1, "sunspec-802"))
+                  .ok());  // nothing listens
+  EXPECT_FALSE(poller.AddDevice(DeviceSpec::Tcp("X", "127.0.0.1", 502, 1, "no-such-map")).ok());
   poller.Start();
   // Run until the mute device has failed twice: the healthy one must have been
   // read several times in between (a dead device never stalls the others).

@@ -190,7 +190,8 @@ TEST(SunSpecPollerTest, ReadsDevicesWhoseChainIsElsewhere) {
     std::vector<Reading> got;
     Poller poller(io, clock, *maps, opts,
                   [&got](const core::SiteId&, const Reading& r) { got.push_back(r); });
-    ASSERT_TRUE(poller.AddDevice({"S", "127.0.0.1", server.port(), 1, "sunspec-802"}).ok());
+    ASSERT_TRUE(
+        poller.AddDevice(DeviceSpec::Tcp("S", "127.0.0.1", server.port(), 1, "sunspec-802")).ok());
     poller.Start();
     while (got.size() < 2) io.run_one();
     poller.Stop();

@@ -165,7 +165,8 @@ int main(int argc, char** argv) {
       Site s;
       if (own_farm) s.healthy = own_farm->FaultOf(static_cast<int>(p), u) == farm::UnitFault::kNone;
       state.push_back(s);
-      if (auto st = poller.AddDevice({id, host, farm_ports[p], u, map_name}); !st.ok()) {
+      if (auto st = poller.AddDevice(modbus::DeviceSpec::Tcp(id, host, farm_ports[p], u, map_name));
+          !st.ok()) {
         std::fprintf(stderr, "pollbench: %s\n", st.ToString().c_str());
         return 1;
       }
