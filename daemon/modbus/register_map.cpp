@@ -18,13 +18,12 @@ const std::vector<std::string>& PointNames() {
       "mains_ok",       "battery_voltage_v", "battery_current_a",
       "battery_temp_c", "soc_pct",           "remaining_ah",
       "lvd_v",          "lvd_open",          "generator_running",
-      "alarms"};
+      "alarms",         "ac_voltage_v",      "ac_voltage_l2_v",
+      "ac_voltage_l3_v"};
   return kNames;
 }
 
-namespace {
-
-PointValue* Slot(Reading& r, const std::string& name) {
+PointValue* ReadingSlot(Reading& r, const std::string& name) {
   if (name == "mains_ok") return &r.mains_ok;
   if (name == "battery_voltage_v") return &r.battery_voltage_v;
   if (name == "battery_current_a") return &r.battery_current_a;
@@ -35,19 +34,42 @@ PointValue* Slot(Reading& r, const std::string& name) {
   if (name == "lvd_open") return &r.lvd_open;
   if (name == "generator_running") return &r.generator_running;
   if (name == "alarms") return &r.alarms;
+  if (name == "ac_voltage_v") return &r.ac_voltage_v;
+  if (name == "ac_voltage_l2_v") return &r.ac_voltage_l2_v;
+  if (name == "ac_voltage_l3_v") return &r.ac_voltage_l3_v;
   return nullptr;
 }
 
-int Words(ValueType t) {
-  return (t == ValueType::kU32 || t == ValueType::kS32 || t == ValueType::kF32) ? 2 : 1;
+bool IsAcVoltagePoint(const std::string& name) {
+  return name == "ac_voltage_v" || name == "ac_voltage_l2_v" || name == "ac_voltage_l3_v";
 }
 
-}  // namespace
+std::optional<uint32_t> TypeSentinel(ValueType t) {
+  switch (t) {
+    case ValueType::kU16:
+      return 0xFFFFu;
+    case ValueType::kS16:
+      return 0x8000u;
+    case ValueType::kU32:
+      return 0xFFFFFFFFu;
+    case ValueType::kS32:
+      return 0x80000000u;
+    case ValueType::kF32:
+      return 0x7FC00000u;  // quiet NaN
+    case ValueType::kBit:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+int PointSpec::Words() const {
+  return (type == ValueType::kU32 || type == ValueType::kS32 || type == ValueType::kF32) ? 2 : 1;
+}
 
 std::vector<ReadBlock> CoalesceReads(const RegisterMap& m) {
   std::map<Function, std::set<uint16_t>> need;
   for (const auto& p : m.points) {
-    for (int w = 0; w < Words(p.type); ++w) need[p.fc].insert(static_cast<uint16_t>(p.address + w));
+    for (int w = 0; w < p.Words(); ++w) need[p.fc].insert(static_cast<uint16_t>(p.address + w));
     if (p.scale_sf) need[p.fc].insert(*p.scale_sf);
   }
   std::vector<ReadBlock> blocks;
@@ -67,6 +89,199 @@ std::vector<ReadBlock> CoalesceReads(const RegisterMap& m) {
   return blocks;
 }
 
+namespace {
+
+enum class AddressBase { kPdu, kOne, kModicon };
+
+// First reference number of each function code's Modicon range (5 digits).
+long long ModiconStart(Function fc) {
+  switch (fc) {
+    case Function::kReadCoils:
+      return 1;
+    case Function::kReadDiscreteInputs:
+      return 10001;
+    case Function::kReadInputRegisters:
+      return 30001;
+    case Function::kReadHoldingRegisters:
+      return 40001;
+  }
+  return 40001;
+}
+
+// Reads `key` as an address of a register or bit read with `fc`, returns the
+// PDU address. Records an error naming the accepted range.
+std::optional<uint16_t> Address(core::YamlMap& m, const std::string& key, bool required,
+                                Function fc, AddressBase base) {
+  long long lo = 0, hi = 65535;
+  if (base == AddressBase::kOne) {
+    lo = 1;
+    hi = 65536;
+  } else if (base == AddressBase::kModicon) {
+    lo = ModiconStart(fc);
+    hi = lo + 9998;
+  }
+  YAML::Node n = m.node()[key];
+  if (n.IsDefined() && n.IsScalar() && base == AddressBase::kModicon) {
+    long long v;
+    if (YAML::convert<long long>::decode(n, v) && (v < lo || v > hi)) {
+      m.Child(key);
+      m.errors().Add(n, m.PathOf(key),
+                     "address " + std::to_string(v) + " is not a fc " +
+                         std::to_string(static_cast<int>(fc)) + " reference (" +
+                         std::to_string(lo) + "-" + std::to_string(hi) + " with address_base " +
+                         "modicon)");
+      return std::nullopt;
+    }
+  }
+  auto v = m.Integer(key, required, lo, hi);
+  if (!v) return std::nullopt;
+  return static_cast<uint16_t>(*v - lo);
+}
+
+// A list of integers (YAML decimal or 0x hex) within [lo, hi].
+std::optional<std::vector<long long>> IntegerList(core::YamlMap& m, const std::string& key,
+                                                  long long lo, long long hi) {
+  YAML::Node n = m.Child(key);
+  if (!n.IsDefined()) return std::nullopt;
+  if (!n.IsSequence() || n.size() == 0) {
+    m.errors().Add(n, m.PathOf(key), "expected a non-empty list of integers");
+    return std::nullopt;
+  }
+  std::vector<long long> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    long long v;
+    const std::string path = m.PathOf(key) + "[" + std::to_string(i) + "]";
+    if (!n[i].IsScalar() || !YAML::convert<long long>::decode(n[i], v)) {
+      m.errors().Add(n[i], path, "expected an integer");
+      return std::nullopt;
+    }
+    if (v < lo || v > hi) {
+      m.errors().Add(n[i], path,
+                     "value " + std::to_string(v) + " does not fit the register (" +
+                         std::to_string(lo) + ".." + std::to_string(hi) + ")");
+      return std::nullopt;
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+const std::map<std::string, ValueType>& TypeNames() {
+  static const std::map<std::string, ValueType> kTypes = {
+      {"u16", ValueType::kU16}, {"s16", ValueType::kS16}, {"u32", ValueType::kU32},
+      {"s32", ValueType::kS32}, {"f32", ValueType::kF32}, {"bit", ValueType::kBit}};
+  return kTypes;
+}
+
+std::optional<PointSpec> ParsePoint(const YAML::Node& node, const std::string& path,
+                                    AddressBase base, core::YamlErrors& errors) {
+  core::YamlMap pm(node, path, errors);
+  if (!pm.valid()) return std::nullopt;
+  PointSpec p;
+  p.line = node.Mark().line + 1;
+  p.name = pm.String("name", true).value_or("");
+  const auto& names = PointNames();
+  if (!p.name.empty() && std::find(names.begin(), names.end(), p.name) == names.end())
+    errors.Add(pm.Child("name"), pm.PathOf("name"), "unknown point '" + p.name + "'");
+  long long fc = pm.Integer("fc", true, 1, 4).value_or(3);
+  p.fc = static_cast<Function>(fc);
+  p.address = Address(pm, "address", true, p.fc, base).value_or(0);
+  std::string type = pm.String("type").value_or(IsBitFunction(p.fc) ? "bit" : "u16");
+  if (auto it = TypeNames().find(type); it != TypeNames().end())
+    p.type = it->second;
+  else
+    errors.Add(pm.Child("type"), pm.PathOf("type"), "expected u16|s16|u32|s32|f32|bit");
+  const bool is_bit = p.type == ValueType::kBit;
+  if (auto bit = pm.Integer("bit", false, 0, 15)) p.bit = static_cast<int>(*bit);
+  if (IsBitFunction(p.fc) && !is_bit)
+    errors.Add(node, path, "fc 1 and 2 read bits: type must be bit");
+  if (IsBitFunction(p.fc) && p.bit)
+    errors.Add(pm.Child("bit"), pm.PathOf("bit"),
+               "bit selects a bit of a register (fc 3 or 4); fc 1 and 2 are bits already");
+  if (!IsBitFunction(p.fc) && is_bit && !p.bit)
+    errors.Add(node, path, "type bit on fc 3 or 4 needs bit: 0-15 (which bit of the register)");
+  if (p.bit && !is_bit) errors.Add(pm.Child("bit"), pm.PathOf("bit"), "bit: goes with type bit");
+  if (auto wo = pm.String("word_order")) {
+    if (*wo == "high_first" || *wo == "ABCD")
+      p.word_order = WordOrder::kHighFirst;
+    else if (*wo == "low_first" || *wo == "CDAB")
+      p.word_order = WordOrder::kLowFirst;
+    else
+      errors.Add(pm.Child("word_order"), pm.PathOf("word_order"), "expected high_first|low_first");
+  }
+  p.scale = pm.Number("scale").value_or(1.0);
+  if (pm.Has("scale") && p.scale == 0)
+    errors.Add(pm.Child("scale"), pm.PathOf("scale"), "scale 0 would erase every value");
+  p.scale_sf = Address(pm, "scale_sf", false, p.fc, base);
+  if (pm.Has("scale") && pm.Has("scale_sf"))
+    errors.Add(node, path, "give scale or scale_sf, not both");
+  p.offset = pm.Number("offset").value_or(0.0);
+  p.invert = pm.Bool("invert").value_or(false);
+  p.min = pm.Number("min");
+  p.max = pm.Number("max");
+  const bool wide = p.Words() == 2;
+  if (auto absent =
+          IntegerList(pm, "absent", wide ? -2147483648LL : -32768, wide ? 4294967295LL : 65535)) {
+    for (long long v : *absent)
+      p.absent.push_back(wide ? static_cast<uint32_t>(v)
+                              : static_cast<uint32_t>(static_cast<uint16_t>(v)));
+  }
+  if (IsBitFunction(p.fc) && !p.absent.empty())
+    errors.Add(pm.Child("absent"), pm.PathOf("absent"),
+               "a coil or discrete input has no not-available value");
+  long long lo = 0, hi = 65535;
+  if (p.type == ValueType::kS16) lo = -32768, hi = 32767;
+  if (p.type == ValueType::kU32) hi = 4294967295LL;
+  if (p.type == ValueType::kS32) lo = -2147483648LL, hi = 2147483647LL;
+  if (auto one_of = IntegerList(pm, "one_of", lo, hi))
+    p.one_of.assign(one_of->begin(), one_of->end());
+  if (!p.one_of.empty() && (is_bit || p.type == ValueType::kF32))
+    errors.Add(pm.Child("one_of"), pm.PathOf("one_of"),
+               "one_of reads an integer register (u16|s16|u32|s32) as 0/1");
+  const bool flag = is_bit || !p.one_of.empty();
+  if (flag && (pm.Has("scale") || pm.Has("scale_sf") || pm.Has("offset")))
+    errors.Add(node, path, "scale, scale_sf and offset do not apply to a 0/1 point");
+  if (IsAcVoltagePoint(p.name) && flag)
+    errors.Add(node, path, p.name + " is a voltage, not a 0/1 point");
+  pm.String("unit");
+  pm.String("note");
+  pm.CheckNoUnknownKeys();
+  return p;
+}
+
+std::optional<MainsRule> ParseMains(const YAML::Node& node, core::YamlErrors& errors) {
+  core::YamlMap mm(node, "mains", errors);
+  if (!mm.valid()) return std::nullopt;
+  MainsRule rule;
+  rule.line = node.Mark().line + 1;
+  YAML::Node from = mm.Child("from", true);
+  if (from.IsScalar()) {
+    rule.from.push_back(from.Scalar());
+  } else if (from.IsSequence() && from.size() > 0) {
+    for (size_t i = 0; i < from.size(); ++i)
+      rule.from.push_back(from[i].IsScalar() ? from[i].Scalar() : "");
+  } else if (from.IsDefined()) {
+    errors.Add(from, "mains.from", "expected an AC voltage point or a list of them");
+  }
+  for (const auto& f : rule.from)
+    if (!IsAcVoltagePoint(f))
+      errors.Add(from, "mains.from",
+                 "'" + f + "' is not an AC voltage point (ac_voltage_v|ac_voltage_l2_v|" +
+                     "ac_voltage_l3_v)");
+  rule.ok_above_v = mm.Number("ok_above_v", true, 1, 100000).value_or(0);
+  if (auto req = mm.String("require")) {
+    if (*req == "all")
+      rule.require_all = true;
+    else if (*req != "any")
+      errors.Add(mm.Child("require"), "mains.require", "expected any|all");
+  }
+  mm.String("note");
+  mm.CheckNoUnknownKeys();
+  return rule;
+}
+
+}  // namespace
+
 core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::string& source) {
   auto doc = core::LoadYamlString(yaml, source);
   if (!doc.ok()) return doc.status();
@@ -78,7 +293,15 @@ core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::s
   m.name = root.String("name", true).value_or("");
   root.String("description");
   root.String("source_document");
-  const long long base = root.Integer("address_base", false, 0, 1).value_or(0);
+  AddressBase base = AddressBase::kPdu;
+  if (auto b = root.String("address_base")) {
+    if (*b == "1")
+      base = AddressBase::kOne;
+    else if (*b == "modicon")
+      base = AddressBase::kModicon;
+    else if (*b != "0")
+      errors.Add(root.Child("address_base"), "address_base", "expected 0, 1 or modicon");
+  }
   m.max_block = static_cast<uint16_t>(root.Integer("max_block", false, 1, 125).value_or(125));
   m.max_connections = static_cast<int>(root.Integer("max_connections", false, 1, 64).value_or(1));
   m.max_in_flight = static_cast<int>(root.Integer("max_in_flight", false, 1, 64).value_or(1));
@@ -86,8 +309,8 @@ core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::s
     core::YamlMap sm(ss, "sunspec", errors);
     if (sm.valid()) {
       m.sunspec_model = static_cast<uint16_t>(sm.Integer("model", true, 1, 65534).value_or(0));
-      m.sunspec_model_address = static_cast<uint16_t>(
-          sm.Integer("model_address", true, base, 65535 + base).value_or(base) - base);
+      m.sunspec_model_address =
+          Address(sm, "model_address", true, Function::kReadHoldingRegisters, base).value_or(0);
       m.sunspec_model_length =
           static_cast<uint16_t>(sm.Integer("model_length", true, 0, 65535).value_or(0));
       sm.CheckNoUnknownKeys();
@@ -97,58 +320,95 @@ core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::s
   if (points.IsDefined() && !points.IsSequence()) errors.Add(points, "points", "expected a list");
   std::set<std::string> seen;
   for (size_t i = 0; points.IsSequence() && i < points.size(); ++i) {
-    core::YamlMap pm(points[i], "points[" + std::to_string(i) + "]", errors);
-    if (!pm.valid()) continue;
-    PointSpec p;
-    p.line = points[i].Mark().line + 1;
-    p.name = pm.String("name", true).value_or("");
-    const auto& names = PointNames();
-    if (!p.name.empty() && std::find(names.begin(), names.end(), p.name) == names.end())
-      errors.Add(pm.Child("name"), pm.PathOf("name"), "unknown point '" + p.name + "'");
-    if (!p.name.empty() && !seen.insert(p.name).second)
-      errors.Add(pm.Child("name"), pm.PathOf("name"), "point '" + p.name + "' defined twice");
-    long long fc = pm.Integer("fc", true, 1, 4).value_or(3);
-    p.fc = static_cast<Function>(fc);
-    long long addr = pm.Integer("address", true, base, 65535 + base).value_or(base);
-    p.address = static_cast<uint16_t>(addr - base);
-    std::string type = pm.String("type").value_or(IsBitFunction(p.fc) ? "bit" : "u16");
-    static const std::map<std::string, ValueType> kTypes = {
-        {"u16", ValueType::kU16}, {"s16", ValueType::kS16}, {"u32", ValueType::kU32},
-        {"s32", ValueType::kS32}, {"f32", ValueType::kF32}, {"bit", ValueType::kBit}};
-    if (auto it = kTypes.find(type); it != kTypes.end())
-      p.type = it->second;
-    else
-      errors.Add(pm.Child("type"), pm.PathOf("type"), "expected u16|s16|u32|s32|f32|bit");
-    if ((p.type == ValueType::kBit) != IsBitFunction(p.fc))
-      errors.Add(points[i], pm.path(),
-                 "type bit goes with fc 1 or 2, register types with fc 3 or 4");
-    if (auto wo = pm.String("word_order")) {
-      if (*wo == "high_first" || *wo == "ABCD")
-        p.word_order = WordOrder::kHighFirst;
-      else if (*wo == "low_first" || *wo == "CDAB")
-        p.word_order = WordOrder::kLowFirst;
-      else
-        errors.Add(pm.Child("word_order"), pm.PathOf("word_order"),
-                   "expected high_first|low_first");
+    auto p = ParsePoint(points[i], "points[" + std::to_string(i) + "]", base, errors);
+    if (!p) continue;
+    if (!p->name.empty() && !seen.insert(p->name).second)
+      errors.AddAtLine(p->line, "points[" + std::to_string(i) + "].name",
+                       "point '" + p->name + "' defined twice");
+    m.points.push_back(std::move(*p));
+  }
+  if (YAML::Node mains = root.Child("mains"); mains.IsDefined()) {
+    m.mains = ParseMains(mains, errors);
+    if (m.mains) {
+      if (seen.count("mains_ok"))
+        errors.Add(mains, "mains",
+                   "the map has a mains_ok point already: give the point or mains:, not both");
+      for (const auto& f : m.mains->from)
+        if (IsAcVoltagePoint(f) && !seen.count(f))
+          errors.Add(mains, "mains.from", "'" + f + "' is not one of this map's points");
     }
-    p.scale = pm.Number("scale").value_or(1.0);
-    if (auto sf = pm.Integer("scale_sf", false, base, 65535 + base))
-      p.scale_sf = static_cast<uint16_t>(*sf - base);
-    if (pm.Has("scale") && pm.Has("scale_sf"))
-      errors.Add(points[i], pm.path(), "give scale or scale_sf, not both");
-    p.invert = pm.Bool("invert").value_or(false);
-    p.min = pm.Number("min");
-    p.max = pm.Number("max");
-    pm.String("unit");
-    pm.String("note");
-    pm.CheckNoUnknownKeys();
-    m.points.push_back(p);
   }
   root.CheckNoUnknownKeys();
   if (!errors.empty()) return errors.ToStatus();
   m.blocks = CoalesceReads(m);
   return m;
 }
+
+namespace {
+
+// Decodes one point from the words; nullopt = absent (not read, a sentinel,
+// or a bad scale factor: the last is also a problem).
+template <typename WordAt>  // std::optional<uint16_t>(Function, uint16_t)
+std::optional<double> DecodePoint(const PointSpec& p, const WordAt& word,
+                                  std::vector<std::string>* problems) {
+  auto w0 = word(p.fc, p.address);
+  if (!w0) return std::nullopt;
+  uint32_t raw = *w0;
+  if (p.Words() == 2) {
+    auto w1 = word(p.fc, static_cast<uint16_t>(p.address + 1));
+    if (!w1) return std::nullopt;
+    uint32_t hi = p.word_order == WordOrder::kHighFirst ? *w0 : *w1;
+    uint32_t lo = p.word_order == WordOrder::kHighFirst ? *w1 : *w0;
+    raw = hi << 16 | lo;
+  }
+  if (std::find(p.absent.begin(), p.absent.end(), raw) != p.absent.end()) return std::nullopt;
+  double v = 0;
+  switch (p.type) {
+    case ValueType::kBit:
+      v = p.bit ? ((raw >> *p.bit) & 1u) : (raw ? 1 : 0);
+      return p.invert ? 1 - v : v;
+    case ValueType::kU16:
+    case ValueType::kU32:
+      v = raw;
+      break;
+    case ValueType::kS16:
+      v = static_cast<int16_t>(raw);
+      break;
+    case ValueType::kS32:
+      v = static_cast<int32_t>(raw);
+      break;
+    case ValueType::kF32: {
+      float f;
+      std::memcpy(&f, &raw, sizeof f);
+      if (!std::isfinite(f)) return std::nullopt;
+      v = f;
+      break;
+    }
+  }
+  if (p.type != ValueType::kF32 && raw == *TypeSentinel(p.type)) return std::nullopt;
+  if (!p.one_of.empty()) {
+    v = std::find(p.one_of.begin(), p.one_of.end(), static_cast<int64_t>(v)) != p.one_of.end();
+    return p.invert ? 1 - v : v;
+  }
+  if (p.scale_sf) {
+    auto sf = word(p.fc, *p.scale_sf);
+    if (!sf || *sf == 0x8000) return std::nullopt;
+    int e = static_cast<int16_t>(*sf);
+    if (e < -10 || e > 10) {
+      if (problems)
+        problems->push_back(p.name + ": scale factor " + std::to_string(e) + " at register " +
+                            std::to_string(*p.scale_sf) + " is implausible");
+      return std::nullopt;
+    }
+    v *= std::pow(10.0, e);
+  } else {
+    v *= p.scale;
+  }
+  v += p.offset;
+  return p.invert ? -v : v;
+}
+
+}  // namespace
 
 Reading DecodeReading(const RegisterMap& map, const std::vector<std::vector<uint16_t>>& data,
                       core::TimePoint at, std::vector<std::string>* problems) {
@@ -165,69 +425,32 @@ Reading DecodeReading(const RegisterMap& map, const std::vector<std::vector<uint
     return std::nullopt;
   };
   for (const auto& p : map.points) {
-    PointValue* slot = Slot(r, p.name);
+    PointValue* slot = ReadingSlot(r, p.name);
     if (!slot) continue;
-    auto w0 = word(p.fc, p.address);
-    if (!w0) continue;
-    double v = 0;
-    bool sentinel = false;
-    switch (p.type) {
-      case ValueType::kBit:
-        v = *w0 ? 1 : 0;
-        break;
-      case ValueType::kU16:
-        v = *w0;
-        sentinel = *w0 == 0xFFFF;
-        break;
-      case ValueType::kS16:
-        v = static_cast<int16_t>(*w0);
-        sentinel = *w0 == 0x8000;
-        break;
-      default: {
-        auto w1 = word(p.fc, static_cast<uint16_t>(p.address + 1));
-        if (!w1) continue;
-        uint32_t hi = p.word_order == WordOrder::kHighFirst ? *w0 : *w1;
-        uint32_t lo = p.word_order == WordOrder::kHighFirst ? *w1 : *w0;
-        uint32_t u = hi << 16 | lo;
-        if (p.type == ValueType::kU32) {
-          v = u;
-          sentinel = u == 0xFFFFFFFFu;
-        } else if (p.type == ValueType::kS32) {
-          v = static_cast<int32_t>(u);
-          sentinel = u == 0x80000000u;
-        } else {
-          float f;
-          std::memcpy(&f, &u, sizeof f);
-          v = f;
-          sentinel = !std::isfinite(f);
-        }
-      }
-    }
-    if (sentinel) continue;  // not implemented: absent, never a number
-    if (p.scale_sf) {
-      auto sf = word(p.fc, *p.scale_sf);
-      if (!sf || *sf == 0x8000) continue;
-      int e = static_cast<int16_t>(*sf);
-      if (e < -10 || e > 10) {
-        if (problems)
-          problems->push_back(p.name + ": scale factor " + std::to_string(e) + " at register " +
-                              std::to_string(*p.scale_sf) + " is implausible");
-        continue;
-      }
-      v *= std::pow(10.0, e);
-    } else {
-      v *= p.scale;
-    }
-    if (p.invert) v = p.type == ValueType::kBit ? (v ? 0 : 1) : -v;
-    if ((p.min && v < *p.min) || (p.max && v > *p.max)) {
+    auto v = DecodePoint(p, word, problems);
+    if (!v) continue;
+    if ((p.min && *v < *p.min) || (p.max && *v > *p.max)) {
       if (problems) {
         std::ostringstream m;
-        m << p.name << "=" << v << " at register " << p.address << " out of bounds";
+        m << p.name << "=" << *v << " at register " << p.address << " out of bounds";
         problems->push_back(m.str());
       }
       continue;
     }
-    *slot = PointValue{v, at, Quality::kGood};
+    *slot = PointValue{*v, at, Quality::kGood};
+  }
+  if (map.mains) {
+    int read = 0, up = 0;
+    for (const auto& phase : map.mains->from) {
+      const PointValue* v = ReadingSlot(r, phase);
+      if (!v || v->quality != Quality::kGood) continue;
+      ++read;
+      up += v->value > map.mains->ok_above_v;
+    }
+    if (read > 0) {
+      bool ok = map.mains->require_all ? up == read : up > 0;
+      r.mains_ok = PointValue{ok ? 1.0 : 0.0, at, Quality::kGood};
+    }
   }
   return r;
 }

@@ -31,21 +31,47 @@ struct Reading {
   PointValue battery_voltage_v;
   PointValue battery_current_a;  // + = discharging
   PointValue battery_temp_c, soc_pct, remaining_ah, lvd_v, lvd_open, generator_running, alarms;
+  // AC input voltage of the plant (phase 1, or the only phase) and phases 2
+  // and 3. A map's `mains:` rule derives mains_ok from them.
+  PointValue ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v;
 };
 
 enum class ValueType { kU16, kS16, kU32, kS32, kF32, kBit };
 enum class WordOrder { kHighFirst, kLowFirst };  // 32-bit values: ABCD vs CDAB
 
+// How one register (or bit) becomes a canonical value:
+//   raw word(s) -> absent if listed in `absent` or a type sentinel (0xFFFF,
+//   0x8000, 0xFFFFFFFF, 0x80000000, NaN; never for bits)
+//   -> bit:    the coil/input, or bit `bit` of the register      -> 0/1
+//   -> one_of: 1 if the raw integer is one of the listed values  -> 0/1
+//   -> number: raw x scale (or x 10^sf) + offset
+//   -> invert (negate a number, NOT a 0/1) -> outside min/max = absent + problem.
 struct PointSpec {
-  std::string name;  // canonical point name (see kPointNames)
+  std::string name;  // canonical point name (see PointNames())
   Function fc = Function::kReadHoldingRegisters;
   uint16_t address = 0;  // PDU address (0-based) after applying the map's address_base
   ValueType type = ValueType::kU16;
   WordOrder word_order = WordOrder::kHighFirst;
   double scale = 1.0;                // fixed scale
   std::optional<uint16_t> scale_sf;  // SunSpec-style: value x 10^(int16 at this address)
+  double offset = 0.0;               // added after scaling, before invert
   bool invert = false;               // negate (numbers) or NOT (bits)
   std::optional<double> min, max;    // plausibility bounds: outside = absent + error
+  std::optional<int> bit;            // type bit on fc 3/4: bit 0 (LSB) .. 15 of the register
+  std::vector<uint32_t> absent;      // raw values (16 or 32 bits, as on the wire) = not available
+  std::vector<int64_t> one_of;       // non-empty: an enum register read as 1 when one of these
+  int line = 0;
+  int Words() const;  // registers the value spans (2 for 32-bit types)
+};
+
+// mains_ok derived from AC input voltage points: a phase is up when its
+// voltage is above ok_above_v; mains is ok when any phase is up (require_all:
+// every phase that was read). Phases that were not read are left out; with
+// none read, mains_ok is absent.
+struct MainsRule {
+  std::vector<std::string> from;  // ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v
+  double ok_above_v = 0;
+  bool require_all = false;
   int line = 0;
 };
 
@@ -70,17 +96,30 @@ struct RegisterMap {
   int max_connections = 1;  // the poller opens one per endpoint (<= any limit)
   int max_in_flight = 1;    // requests outstanding at once on that connection
   std::vector<PointSpec> points;
-  std::vector<ReadBlock> blocks;  // coalesced reads covering points and scale factors
+  std::optional<MainsRule> mains;  // set: mains_ok comes from AC voltage, not from a point
+  std::vector<ReadBlock> blocks;   // coalesced reads covering points and scale factors
 };
 
 // Canonical point names a map may use.
 const std::vector<std::string>& PointNames();
+// The Reading field for a canonical name; nullptr for an unknown name.
+PointValue* ReadingSlot(Reading& r, const std::string& name);
+// ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v: what a `mains:` rule may read.
+bool IsAcVoltagePoint(const std::string& name);
+// The raw value a type reserves for "not implemented" (what a device serves
+// for a value it does not have): 0xFFFF, 0x8000, 0xFFFFFFFF, 0x80000000, a
+// quiet NaN for f32 (any non-finite f32 decodes as absent); none for bits.
+std::optional<uint32_t> TypeSentinel(ValueType t);
 
 // Coalesces the registers the points (and scale factors) need into as few
 // reads as the map allows (gaps of up to 32 registers are read through).
 std::vector<ReadBlock> CoalesceReads(const RegisterMap& m);
 
-// Parses a map file's text; every error names file:line and key.
+// Parses a map file's text; every error names file:line and key. Addresses
+// are read with the map's address_base: 0 (PDU addresses), 1 (register
+// numbers, PDU + 1) or modicon (the fc's reference ranges: coils 1-9999,
+// discrete inputs 10001-19999, input registers 30001-39999, holding registers
+// 40001-49999; e.g. 30001 is input register PDU address 0).
 core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::string& source);
 
 // Decodes the blocks' data (same order as map.blocks) into a Reading stamped

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 
 namespace sitepower::modbus {
 namespace {
@@ -109,7 +110,240 @@ TEST(RegisterMapTest, BadMapsNameFileLineAndKey) {
             std::string::npos)
       << e;
   EXPECT_NE(e.find("bad.yaml:4: points[1].name: unknown point 'flux'"), std::string::npos) << e;
-  EXPECT_NE(e.find("points[2]: type bit goes with fc 1 or 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("bad.yaml:5: points[2]: type bit on fc 3 or 4 needs bit: 0-15"),
+            std::string::npos)
+      << e;
+}
+
+// Decodes one map against sparse registers: {fc, address} -> word; anything
+// the map reads that is not listed reads as `fill`.
+Reading Decode(const RegisterMap& m, const std::map<std::pair<Function, uint16_t>, uint16_t>& regs,
+               uint16_t fill = 0, std::vector<std::string>* problems = nullptr) {
+  std::vector<std::vector<uint16_t>> data;
+  for (const auto& b : m.blocks) {
+    std::vector<uint16_t> d(b.count, fill);
+    for (uint16_t i = 0; i < b.count; ++i)
+      if (auto it = regs.find({b.fc, static_cast<uint16_t>(b.address + i)}); it != regs.end())
+        d[i] = it->second;
+    data.push_back(d);
+  }
+  return DecodeReading(m, data, core::TimePoint{}, problems);
+}
+
+constexpr Function kHr = Function::kReadHoldingRegisters;
+constexpr Function kIr = Function::kReadInputRegisters;
+constexpr Function kDi = Function::kReadDiscreteInputs;
+
+TEST(RegisterMapTest, ModiconAddressesPickTheFunctionCodesRange) {
+  auto m = ParseRegisterMap(R"(name: t
+address_base: modicon
+points:
+  - {name: battery_voltage_v, fc: 4, address: 30001, type: u16}
+  - {name: soc_pct, fc: 3, address: 40010, type: u16, scale_sf: 40011}
+  - {name: mains_ok, fc: 2, address: 10001}
+  - {name: lvd_open, fc: 1, address: 7}
+)",
+                            "t.yaml");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->points[0].address, 0);
+  EXPECT_EQ(m->points[1].address, 9);
+  EXPECT_EQ(m->points[1].scale_sf, 10);
+  EXPECT_EQ(m->points[2].address, 0);
+  EXPECT_EQ(m->points[3].address, 6);
+  auto bad = ParseRegisterMap(
+      "name: t\naddress_base: modicon\npoints:\n"
+      "  - {name: battery_voltage_v, fc: 4, address: 40001}\n",
+      "bad.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("bad.yaml:4: points[0].address: address 40001 is not a "
+                                        "fc 4 reference (30001-39999"),
+            std::string::npos)
+      << bad.status().message();
+  auto base = ParseRegisterMap("name: t\naddress_base: 2\npoints: []\n", "b.yaml");
+  ASSERT_FALSE(base.ok());
+  EXPECT_NE(base.status().message().find("b.yaml:2: address_base: expected 0, 1 or modicon"),
+            std::string::npos)
+      << base.status().message();
+}
+
+TEST(RegisterMapTest, BitsInsideStatusWords) {
+  auto m = ParseRegisterMap(R"(name: t
+points:
+  - {name: lvd_open, fc: 3, address: 10, type: bit, bit: 5}
+  - {name: generator_running, fc: 3, address: 10, type: bit, bit: 0}
+  - {name: mains_ok, fc: 4, address: 3, type: bit, bit: 15, invert: true}
+  - {name: alarms, fc: 3, address: 10, type: u16}
+)",
+                            "t.yaml");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  // 0x0020: bit 5 set, bit 0 clear; input register 3 bit 15 set = AC fail alarm.
+  Reading r = Decode(*m, {{{kHr, 10}, 0x0020}, {{kIr, 3}, 0x8000}});
+  EXPECT_EQ(r.lvd_open.value, 1);
+  EXPECT_EQ(r.generator_running.value, 0);
+  EXPECT_EQ(r.mains_ok.value, 0);  // alarm bit set, inverted
+  EXPECT_EQ(r.alarms.value, 0x20);
+  r = Decode(*m, {{{kHr, 10}, 0xFFDF}, {{kIr, 3}, 0x7FFF}});
+  EXPECT_EQ(r.lvd_open.value, 0);
+  EXPECT_EQ(r.generator_running.value, 1);
+  EXPECT_EQ(r.mains_ok.value, 1);
+  EXPECT_EQ(r.lvd_open.quality, Quality::kGood);  // no type sentinel for bits
+}
+
+TEST(RegisterMapTest, OffsetAndListedNotAvailableValues) {
+  auto m = ParseRegisterMap(R"(name: t
+points:
+  - {name: battery_temp_c, fc: 3, address: 1, type: s16, scale: 0.5, offset: -40, absent: [0x7FFF, -999]}
+  - {name: remaining_ah, fc: 3, address: 2, type: u32, word_order: low_first, absent: [0], scale: 0.1}
+  - {name: lvd_v, fc: 3, address: 4, type: u16, scale: 0.01, offset: 0.5, invert: true}
+)",
+                            "t.yaml");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  Reading r =
+      Decode(*m, {{{kHr, 1}, 130}, {{kHr, 2}, 0x86A0}, {{kHr, 3}, 0x0001}, {{kHr, 4}, 4270}});
+  EXPECT_NEAR(r.battery_temp_c.value, 25.0, 1e-9);   // 130 x 0.5 - 40
+  EXPECT_NEAR(r.remaining_ah.value, 10000.0, 1e-9);  // 0x000186A0 = 100000 x 0.1
+  EXPECT_NEAR(r.lvd_v.value, -43.2, 1e-9);           // -(4270 x 0.01 + 0.5)
+  r = Decode(*m, {{{kHr, 1}, 0x7FFF}, {{kHr, 2}, 0}, {{kHr, 3}, 0}});
+  EXPECT_EQ(r.battery_temp_c.quality, Quality::kAbsent);
+  EXPECT_EQ(r.remaining_ah.quality, Quality::kAbsent);  // 32-bit listed value 0
+  r = Decode(*m, {{{kHr, 1}, static_cast<uint16_t>(-999)}});
+  EXPECT_EQ(r.battery_temp_c.quality, Quality::kAbsent);  // negative entries are s16 words
+  r = Decode(*m, {{{kHr, 1}, static_cast<uint16_t>(-1000)}});
+  EXPECT_NEAR(r.battery_temp_c.value, -540.0, 1e-9);  // not listed: a number
+}
+
+TEST(RegisterMapTest, EnumRegistersReadAsFlags) {
+  auto m = ParseRegisterMap(R"(name: t
+points:
+  - {name: mains_ok, fc: 3, address: 826, type: s16, one_of: [1, 3], absent: [0]}
+  - {name: generator_running, fc: 3, address: 826, type: s16, one_of: [2], absent: [0]}
+  - {name: lvd_open, fc: 3, address: 827, type: u16, one_of: [5], invert: true}
+)",
+                            "t.yaml");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  struct Case {
+    uint16_t source, lvd;
+    double mains, gen, open;
+  };
+  for (Case c :
+       {Case{1, 5, 1, 0, 0}, Case{3, 4, 1, 0, 1}, Case{2, 5, 0, 1, 0}, Case{240, 0, 0, 0, 1}}) {
+    Reading r = Decode(*m, {{{kHr, 826}, c.source}, {{kHr, 827}, c.lvd}});
+    EXPECT_EQ(r.mains_ok.value, c.mains) << c.source;
+    EXPECT_EQ(r.generator_running.value, c.gen) << c.source;
+    EXPECT_EQ(r.lvd_open.value, c.open) << c.lvd;
+  }
+  Reading r = Decode(*m, {{{kHr, 826}, 0}, {{kHr, 827}, 0xFFFF}});
+  EXPECT_EQ(r.mains_ok.quality, Quality::kAbsent);
+  EXPECT_EQ(r.generator_running.quality, Quality::kAbsent);
+  EXPECT_EQ(r.lvd_open.quality, Quality::kAbsent);  // the u16 sentinel
+}
+
+TEST(RegisterMapTest, MainsFromAcVoltageAnyOrAllPhases) {
+  const std::string points = R"(points:
+  - {name: ac_voltage_v, fc: 3, address: 0, type: u16, scale: 0.1}
+  - {name: ac_voltage_l2_v, fc: 3, address: 1, type: u16, scale: 0.1}
+  - {name: ac_voltage_l3_v, fc: 3, address: 2, type: u16, scale: 0.1}
+)";
+  auto any = ParseRegisterMap(
+      "name: any\n" + points +
+          "mains: {from: [ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v], ok_above_v: 180}\n",
+      "any.yaml");
+  auto all = ParseRegisterMap(
+      "name: all\n" + points +
+          "mains: {from: [ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v], ok_above_v: 180, "
+          "require: all}\n",
+      "all.yaml");
+  ASSERT_TRUE(any.ok()) << any.status().ToString();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  struct Case {
+    uint16_t l1, l2, l3;
+    int any, all;  // -1 = absent
+  };
+  for (Case c : {Case{2300, 2310, 2290, 1, 1}, Case{2300, 0, 2290, 1, 0}, Case{0, 0, 0, 0, 0},
+                 Case{1800, 1800, 1800, 0, 0},      // at the threshold is not above it
+                 Case{0xFFFF, 2300, 0xFFFF, 1, 1},  // phases not read are left out
+                 Case{0xFFFF, 0xFFFF, 0xFFFF, -1, -1}}) {
+    std::map<std::pair<Function, uint16_t>, uint16_t> regs{
+        {{kHr, 0}, c.l1}, {{kHr, 1}, c.l2}, {{kHr, 2}, c.l3}};
+    for (auto [m, want] : {std::pair{&*any, c.any}, std::pair{&*all, c.all}}) {
+      Reading r = Decode(*m, regs);
+      if (want < 0) {
+        EXPECT_EQ(r.mains_ok.quality, Quality::kAbsent) << m->name << " " << c.l1;
+      } else {
+        EXPECT_EQ(r.mains_ok.quality, Quality::kGood) << m->name << " " << c.l1;
+        EXPECT_EQ(r.mains_ok.value, want) << m->name << " " << c.l1 << "/" << c.l2 << "/" << c.l3;
+      }
+    }
+  }
+  Reading r = Decode(*any, {{{kHr, 0}, 2301}, {{kHr, 1}, 2302}, {{kHr, 2}, 2303}});
+  EXPECT_NEAR(r.ac_voltage_l3_v.value, 230.3, 1e-9);
+}
+
+TEST(RegisterMapTest, NewKeysRejectBadInputWithFileLine) {
+  struct Case {
+    const char* yaml;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"points:\n  - {name: lvd_open, fc: 3, address: 1, type: bit, bit: 16}\n",
+       "x.yaml:3: points[0].bit: value 16 out of range"},
+      {"points:\n  - {name: lvd_open, fc: 2, address: 1, bit: 3}\n",
+       "x.yaml:3: points[0].bit: bit selects a bit of a register"},
+      {"points:\n  - {name: soc_pct, fc: 3, address: 1, bit: 3}\n",
+       "x.yaml:3: points[0].bit: bit: goes with type bit"},
+      {"points:\n  - {name: soc_pct, fc: 3, address: 1, absent: [0x10000]}\n",
+       "x.yaml:3: points[0].absent[0]: value 65536 does not fit the register"},
+      {"points:\n  - {name: mains_ok, fc: 2, address: 1, absent: [1]}\n",
+       "x.yaml:3: points[0].absent: a coil or discrete input has no not-available value"},
+      {"points:\n  - {name: mains_ok, fc: 3, address: 1, type: f32, one_of: [1]}\n",
+       "x.yaml:3: points[0].one_of: one_of reads an integer register"},
+      {"points:\n  - {name: mains_ok, fc: 3, address: 1, one_of: [1], scale: 2}\n",
+       "x.yaml:3: points[0]: scale, scale_sf and offset do not apply to a 0/1 point"},
+      {"points:\n  - {name: lvd_open, fc: 3, address: 1, type: bit, bit: 2, offset: 1}\n",
+       "x.yaml:3: points[0]: scale, scale_sf and offset do not apply"},
+      {"points:\n  - {name: soc_pct, fc: 3, address: 1, one_of: []}\n",
+       "x.yaml:3: points[0].one_of: expected a non-empty list of integers"},
+      {"points:\n  - {name: soc_pct, fc: 3, address: 1, absent: [x]}\n",
+       "x.yaml:3: points[0].absent[0]: expected an integer"},
+      {"points:\n  - {name: ac_voltage_v, fc: 3, address: 1}\nmains: {from: battery_voltage_v, "
+       "ok_above_v: 180}\n",
+       "x.yaml:4: mains.from: 'battery_voltage_v' is not an AC voltage point"},
+      {"points:\n  - {name: ac_voltage_v, fc: 3, address: 1}\nmains: {from: ac_voltage_l2_v, "
+       "ok_above_v: 180}\n",
+       "x.yaml:4: mains.from: 'ac_voltage_l2_v' is not one of this map's points"},
+      {"points:\n  - {name: ac_voltage_v, fc: 3, address: 1}\n  - {name: mains_ok, fc: 2, "
+       "address: 1}\nmains: {from: ac_voltage_v, ok_above_v: 180}\n",
+       "x.yaml:5: mains: the map has a mains_ok point already"},
+      {"points:\n  - {name: ac_voltage_v, fc: 3, address: 1}\nmains: {from: ac_voltage_v}\n",
+       "x.yaml:4: mains.ok_above_v: required key is missing"},
+      {"points:\n  - {name: ac_voltage_v, fc: 3, address: 1}\nmains: {from: ac_voltage_v, "
+       "ok_above_v: 180, require: most}\n",
+       "x.yaml:4: mains.require: expected any|all"},
+      {"points:\n  - {name: ac_voltage_v, fc: 3, address: 1, type: bit, bit: 1}\n",
+       "x.yaml:3: points[0]: ac_voltage_v is a voltage, not a 0/1 point"},
+      {"points:\n  - {name: soc_pct, fc: 3, address: 1, scale: 0}\n",
+       "x.yaml:3: points[0].scale: scale 0 would erase every value"},
+  };
+  for (const Case& c : cases) {
+    auto m = ParseRegisterMap(std::string("name: x\n") + c.yaml, "x.yaml");
+    ASSERT_FALSE(m.ok()) << c.yaml;
+    EXPECT_NE(m.status().message().find(c.error), std::string::npos)
+        << "want: " << c.error << "\ngot: " << m.status().message();
+  }
+}
+
+TEST(RegisterMapTest, BuiltinVendorMapsLoad) {
+  auto reg = MapRegistry::Load("");
+  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  for (const char* name :
+       {"sunspec-802", "cordex-cxc-hp-lds", "huawei-esm-48150b1", "victron-gx-system"})
+    EXPECT_NE(reg->Find(name), nullptr) << name;
+  const RegisterMap* cordex = reg->Find("cordex-cxc-hp-lds");
+  ASSERT_NE(cordex, nullptr);
+  ASSERT_TRUE(cordex->mains.has_value());
+  EXPECT_EQ(cordex->points[0].address, 2);  // 30003 with address_base modicon
+  ASSERT_EQ(cordex->blocks.size(), 1u);     // one FC04 read, 30003..30032
+  EXPECT_EQ(cordex->blocks[0].count, 30);
 }
 
 }  // namespace
