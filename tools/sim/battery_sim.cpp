@@ -56,6 +56,28 @@ BatterySim::BatterySim(const core::BatterySpec& spec, double load_w)
   current_a_ = load_w_ / std::max(1.0, voltage_v());
 }
 
+BatterySim BatterySim::Resume(const core::BatterySpec& spec, double load_w, double drawn_ah,
+                              bool empty) {
+  BatterySim b(spec, load_w);
+  const double usable = spec.capacity_ah * spec.strings * spec.soh;
+  b.ah_drawn_ = std::clamp(drawn_ah, 0.0, usable);
+  if (empty) {
+    b.used_ = 1.0;
+    b.current_a_ = 0;
+    return b;
+  }
+  // used = drawn / capacity at the load's current; the current depends on the
+  // voltage, which depends on used: a few fixed-point steps settle it.
+  const int strings = std::max(1, spec.strings);
+  double amps = b.current_a_;
+  for (int k = 0; k < 6; ++k) {
+    b.used_ = std::min(1.0, b.ah_drawn_ / strings / b.CapacityAtCurrentAh(amps / strings));
+    amps = load_w / std::max(1.0, b.CellVoltage(b.used_, amps / strings) * spec.cells);
+  }
+  b.current_a_ = amps;
+  return b;
+}
+
 double BatterySim::CapacityAtCurrentAh(double amps) const {
   const bool lfp = spec_.chemistry == core::Chemistry::kLfp;
   // Convert the rating to C10 for the table (C20 ratings deliver ~5 % less at C10).
@@ -133,7 +155,11 @@ void BatterySim::Step(double dt_s, bool carried) {
 }
 
 double BatterySim::TrueRuntimeMin(const core::BatterySpec& spec, double load_w) {
-  BatterySim b(spec, load_w);
+  return BatterySim(spec, load_w).MinutesToEmpty();
+}
+
+double BatterySim::MinutesToEmpty() const {
+  BatterySim b = *this;
   double t = 0;
   while (!b.empty() && t < 72 * 3600) {
     b.Step(5, false);

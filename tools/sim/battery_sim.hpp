@@ -13,6 +13,13 @@ namespace sitepower::sim {
 class BatterySim {
  public:
   BatterySim(const core::BatterySpec& spec, double load_w);
+  // A battery part-way through a discharge (a replay's continuation): `drawn_ah`
+  // taken out since full (clamped to 0..capacity x strings x soh), which this
+  // model turns into its used fraction at this load (rate and temperature),
+  // as a constant-load discharge from full would have; `empty`: it has
+  // already reached end voltage (the load is disconnected).
+  static BatterySim Resume(const core::BatterySpec& spec, double load_w, double drawn_ah,
+                           bool empty);
 
   // Advances by dt_s seconds. `carried`: mains or a generator carries the load
   // (the battery recharges); otherwise it discharges into the load.
@@ -26,6 +33,8 @@ class BatterySim {
 
   // Minutes from a full state (spec.soc) to end voltage at this load.
   static double TrueRuntimeMin(const core::BatterySpec& spec, double load_w);
+  // Minutes from this state to end voltage at its load had nobody come.
+  double MinutesToEmpty() const;
 
  private:
   double CapacityAtCurrentAh(double string_current_a) const;

@@ -41,6 +41,29 @@ TEST(BatterySimTest, DischargesMonotonicallyToEndVoltage) {
   EXPECT_LT(b.current_a(), 0);  // charging when carried
 }
 
+// A replay's continuation: resumed from the Ah a controller counted (its
+// SoC), the battery has what the one that really discharged has left.
+TEST(BatterySimTest, ResumedFromDrawnAhHasTheSameMinutesLeft) {
+  for (double load_w : {800.0, 2400.0, 6000.0}) {
+    BatterySim b(Wuzhai01(), load_w);
+    for (int t = 0; t < 3600; t += 10) b.Step(10, false);
+    ASSERT_FALSE(b.empty()) << load_w;
+    const double usable = 300 * 1 * 0.91;
+    const double drawn = (1 - b.soc_pct() / 100) * usable;
+    BatterySim r = BatterySim::Resume(Wuzhai01(), load_w, drawn, /*empty=*/false);
+    EXPECT_NEAR(r.soc_pct(), b.soc_pct(), 1e-6) << load_w;
+    EXPECT_NEAR(r.voltage_v(), b.voltage_v(), 0.05) << load_w;
+    EXPECT_NEAR(r.MinutesToEmpty(), b.MinutesToEmpty(), 0.02 * b.MinutesToEmpty()) << load_w;
+    // Not what a fresh battery has left: the continuation really starts part-way.
+    EXPECT_LT(r.MinutesToEmpty(), BatterySim::TrueRuntimeMin(Wuzhai01(), load_w) - 55) << load_w;
+  }
+  BatterySim dead = BatterySim::Resume(Wuzhai01(), 2400, 100, /*empty=*/true);
+  EXPECT_TRUE(dead.empty());
+  EXPECT_DOUBLE_EQ(dead.MinutesToEmpty(), 0);
+  dead.Step(60, false);
+  EXPECT_DOUBLE_EQ(dead.current_a(), 0);  // the load stays disconnected
+}
+
 // The scenario's design estimate for WZ-01 is 231 min (Peukert 1.25 model);
 // an independent table-driven battery must land in the same region.
 TEST(BatterySimTest, WuzhaiSiteRuntimeIsPlausible) {
