@@ -12,6 +12,7 @@
 
 #include "modbus/connection.hpp"
 #include "modbus/link.hpp"
+#include "modbus/rtu_link.hpp"
 #include "modbus/sunspec.hpp"
 
 namespace sitepower::modbus {
@@ -186,10 +187,12 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
   auto& conn = links_[endpoint];
   if (!conn) {
     if (spec.transport != Transport::kTcp)
-      return core::Status::FailedPrecondition("site " + spec.site + ": transport " +
-                                              TransportName(spec.transport) + " not available");
-    conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port,
-                                        map->max_in_flight, options_.timeout);
+      conn = MakeRtuLink(io_.get_executor(), spec, options_.timeout);  // one bus, one queue
+    else
+      conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port,
+                                          map->max_in_flight, options_.timeout);
+  } else if (auto st = CheckJoinsBus(*conn, spec); !st.ok()) {
+    return st;  // one wire cannot run at two speeds
   } else {
     conn->LimitInFlight(map->max_in_flight);
   }

@@ -111,6 +111,28 @@ std::string RtuReplyFramer::Describe() const {
          (expected_ ? std::to_string(expected_) : "at least 5") + " bytes";
 }
 
+RtuFrameScan ScanRtuReply(std::span<const uint8_t> bytes) {
+  using State = RtuFrameScan::State;
+  RtuFrameScan scan;
+  if (bytes.size() < 2) return scan;
+  scan.unit = bytes[0];
+  const uint8_t fc = bytes[1] & 0x7F;
+  if (fc < 1 || fc > 4 || bytes[0] == 0 || bytes[0] > kRtuMaxUnit) {
+    scan.state = State::kNotAFrame;
+    return scan;
+  }
+  size_t size = 5;
+  if (!(bytes[1] & 0x80)) {
+    if (bytes.size() < 3) return scan;
+    size = 3 + bytes[2] + 2;
+  }
+  if (bytes.size() < size) return scan;
+  const uint16_t got = static_cast<uint16_t>(bytes[size - 2] | bytes[size - 1] << 8);
+  scan.state = got == Crc16Modbus(bytes.first(size - 2)) ? State::kFrame : State::kNotAFrame;
+  scan.size = size;
+  return scan;
+}
+
 core::Result<ReadRequest> DecodeRtuReadRequest(std::span<const uint8_t> adu) {
   if (adu.size() != kRtuReadRequestSize)
     return core::Status::InvalidArgument("RTU read request of " + std::to_string(adu.size()) +

@@ -68,6 +68,16 @@ class RtuReplyFramer {
   std::string error_;
 };
 
+// Looks for a whole read reply or exception frame from any unit at the start
+// of `bytes` (a late reply of another unit on a shared bus): its size once
+// complete with a valid CRC; kNeedMore while it may still become one.
+struct RtuFrameScan {
+  enum class State { kNeedMore, kFrame, kNotAFrame } state = State::kNeedMore;
+  size_t size = 0;  // kFrame: its length
+  uint8_t unit = 0;
+};
+RtuFrameScan ScanRtuReply(std::span<const uint8_t> bytes);
+
 // The server side, for simulated gateways and tests.
 // Parses one complete read request ADU (8 bytes, CRC checked).
 core::Result<ReadRequest> DecodeRtuReadRequest(std::span<const uint8_t> adu);

@@ -127,6 +127,26 @@ TEST(RtuCodecTest, GarbageIsSeenAsEarlyAsPossible) {
   }
 }
 
+TEST(RtuCodecTest, ScansFramesOfOtherUnits) {
+  using S = RtuFrameScan::State;
+  const std::vector<uint16_t> regs = {1, 2, 3};
+  Bytes late = EncodeRtuReadResponse(7, Function::kReadInputRegisters, regs);
+  for (size_t n = 0; n < late.size(); ++n)
+    EXPECT_EQ(ScanRtuReply(std::span<const uint8_t>(late.data(), n)).state, S::kNeedMore) << n;
+  late.push_back(0x01);  // the next frame's first byte
+  auto scan = ScanRtuReply(late);
+  EXPECT_EQ(scan.state, S::kFrame);
+  EXPECT_EQ(scan.size, 11u);
+  EXPECT_EQ(scan.unit, 7);
+  auto ex = ScanRtuReply(EncodeRtuException(9, 2, 4));
+  EXPECT_EQ(ex.state, S::kFrame);
+  EXPECT_EQ(ex.size, 5u);
+  late[5] ^= 0x10;
+  EXPECT_EQ(ScanRtuReply(late).state, S::kNotAFrame);               // CRC
+  EXPECT_EQ(ScanRtuReply(Bytes{0x00, 0x03}).state, S::kNotAFrame);  // broadcast never answers
+  EXPECT_EQ(ScanRtuReply(Bytes{0x05, 0x10}).state, S::kNotAFrame);  // not a read
+}
+
 TEST(RtuCodecTest, DecodesRequestsForTheServerSide) {
   auto r = DecodeRtuReadRequest(Bytes{0x11, 0x03, 0x00, 0x6B, 0x00, 0x03, 0x76, 0x87});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
