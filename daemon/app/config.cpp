@@ -1,8 +1,10 @@
 #include "app/config.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -111,6 +113,87 @@ void ReadPlanner(YamlMap& root, Config& c, YamlErrors& errors) {
   m.CheckNoUnknownKeys();
 }
 
+// The speeds termios (and so Asio's serial_port) can set.
+constexpr int kBauds[] = {300,   600,   1200,   2400,   4800,   9600,  19200,
+                          38400, 57600, 115200, 230400, 460800, 921600};
+
+std::string LineKey(const SerialConfig& l) {
+  return std::to_string(l.baud) + " " + std::to_string(l.data_bits) + l.parity +
+         std::to_string(l.stop_bits);
+}
+
+void ReadSerial(YamlMap& sm, ControllerTransport transport, SerialConfig& l, YamlErrors& errors) {
+  if (transport == ControllerTransport::kRtu)
+    l.device = sm.String("device", true).value_or("");
+  else if (sm.Has("device"))
+    errors.Add(sm.Child("device"), sm.PathOf("device"),
+               "not used with transport rtu_over_tcp (the gateway is host:port)");
+  if (auto b = sm.Integer("baud")) {
+    if (std::find(std::begin(kBauds), std::end(kBauds), *b) != std::end(kBauds)) {
+      l.baud = static_cast<int>(*b);
+    } else {
+      std::string list;
+      for (int v : kBauds) list += (list.empty() ? "" : ", ") + std::to_string(v);
+      errors.Add(sm.Child("baud"), sm.PathOf("baud"),
+                 "expected one of " + list + ", got " + std::to_string(*b));
+    }
+  }
+  if (auto p = sm.String("parity")) {
+    if (*p == "N" || *p == "E" || *p == "O")
+      l.parity = (*p)[0];
+    else
+      errors.Add(sm.Child("parity"), sm.PathOf("parity"), "expected N|E|O, got '" + *p + "'");
+  }
+  if (auto d = sm.Integer("data_bits")) {
+    if (*d == 8)
+      l.data_bits = 8;
+    else
+      errors.Add(sm.Child("data_bits"), sm.PathOf("data_bits"),
+                 "expected 8 (RTU frames carry 8-bit bytes; 7 is Modbus ASCII), got " +
+                     std::to_string(*d));
+  }
+  l.stop_bits = static_cast<int>(sm.Integer("stop_bits", false, 1, 2).value_or(l.stop_bits));
+  sm.CheckNoUnknownKeys();
+}
+
+void ReadController(YamlMap& cm, ControllerConfig& ctl, YamlErrors& errors) {
+  if (auto t = cm.String("transport")) {
+    if (*t == "tcp")
+      ctl.transport = ControllerTransport::kTcp;
+    else if (*t == "rtu_over_tcp")
+      ctl.transport = ControllerTransport::kRtuOverTcp;
+    else if (*t == "rtu")
+      ctl.transport = ControllerTransport::kRtu;
+    else
+      errors.Add(cm.Child("transport"), cm.PathOf("transport"),
+                 "expected tcp|rtu_over_tcp|rtu, got '" + *t + "'");
+  }
+  const bool serial = ctl.transport == ControllerTransport::kRtu;
+  const bool rtu = ctl.transport != ControllerTransport::kTcp;
+  if (serial) {
+    for (const char* key : {"host", "port"})
+      if (cm.Has(key))
+        errors.Add(cm.Child(key), cm.PathOf(key),
+                   "not used with transport rtu (the line is serial.device)");
+  } else {
+    ctl.host = cm.String("host", true).value_or("");
+    ctl.port = static_cast<int>(cm.Integer("port", false, 1, 65535).value_or(502));
+  }
+  if (rtu)  // 0 is broadcast (nobody answers a read), 248-255 are reserved
+    ctl.unit = static_cast<int>(cm.Integer("unit", false, 1, 247).value_or(1));
+  else
+    ctl.unit = static_cast<int>(cm.Integer("unit", false, 0, 255).value_or(1));
+  ctl.map = cm.String("map").value_or("sunspec-802");
+  YAML::Node sn = cm.Child("serial", serial);
+  if (!sn.IsDefined()) return;
+  if (!rtu) {
+    errors.Add(sn, cm.PathOf("serial"), "only for transport rtu or rtu_over_tcp");
+    return;
+  }
+  YamlMap sm(sn, cm.PathOf("serial"), errors);
+  if (sm.valid()) ReadSerial(sm, ctl.transport, ctl.serial, errors);
+}
+
 void ReadSite(const YAML::Node& n, const std::string& path, Config& c, YamlErrors& errors) {
   YamlMap m(n, path, errors);
   if (!m.valid()) return;
@@ -139,10 +222,7 @@ void ReadSite(const YAML::Node& n, const std::string& path, Config& c, YamlError
   YAML::Node ctl = m.Child("controller", true);
   if (ctl.IsDefined()) {
     YamlMap cm(ctl, m.PathOf("controller"), errors);
-    s.controller.host = cm.String("host", true).value_or("");
-    s.controller.port = static_cast<int>(cm.Integer("port", false, 1, 65535).value_or(502));
-    s.controller.unit = static_cast<int>(cm.Integer("unit", false, 0, 255).value_or(1));
-    s.controller.map = cm.String("map").value_or("sunspec-802");
+    if (cm.valid()) ReadController(cm, s.controller, errors);
     cm.CheckNoUnknownKeys();
   }
   m.CheckNoUnknownKeys();
@@ -216,6 +296,22 @@ void Validate(Config& c, YamlErrors& errors) {
       errors.AddAtLine(s.line, "sites." + s.id + ".feeds", "feeds form a cycle");
       break;
     }
+  }
+  // One RTU bus (a serial device, a gateway's host:port) runs at one speed.
+  std::map<std::string, const SiteConfig*> buses;
+  for (const auto& s : c.sites) {
+    const auto& ctl = s.controller;
+    if (ctl.transport == ControllerTransport::kTcp) continue;
+    const std::string bus = ctl.transport == ControllerTransport::kRtu
+                                ? ctl.serial.device
+                                : ctl.host + ":" + std::to_string(ctl.port);
+    if (bus.empty() || bus == ":" + std::to_string(ctl.port)) continue;
+    auto [it, fresh] = buses.emplace(bus, &s);
+    const SerialConfig& first = it->second->controller.serial;
+    if (!fresh && LineKey(first) != LineKey(ctl.serial))
+      errors.AddAtLine(s.line, "sites." + s.id + ".controller.serial",
+                       bus + " is polled at " + LineKey(first) + " by site " + it->second->id +
+                           ", here at " + LineKey(ctl.serial));
   }
   std::set<std::string> crews;
   std::map<std::string, std::string> tokens;  // sha -> owner

@@ -15,11 +15,30 @@
 
 namespace sitepower::app {
 
+// How the controller is reached (modbus::Transport).
+enum class ControllerTransport {
+  kTcp,         // Modbus TCP at host:port
+  kRtuOverTcp,  // RTU frames through a TCP gateway at host:port
+  kRtu,         // RTU on the serial line serial.device
+};
+
+// A serial line: for rtu the line itself; for rtu_over_tcp the line behind
+// the gateway (its speed sets the frame gap and wire times only).
+struct SerialConfig {
+  std::string device;  // rtu only: /dev/ttyUSB0, /dev/serial/by-id/...
+  int baud = 9600;
+  char parity = 'N';  // N, E or O
+  int data_bits = 8;  // RTU frames are 8-bit
+  int stop_bits = 1;
+};
+
 struct ControllerConfig {
-  std::string host;
+  ControllerTransport transport = ControllerTransport::kTcp;
+  std::string host;  // tcp and rtu_over_tcp
   int port = 502;
-  int unit = 1;
+  int unit = 1;  // 0-255 over tcp; 1-247 on an RTU line
   std::string map = "sunspec-802";
+  SerialConfig serial;
 };
 
 struct SiteConfig {

@@ -124,5 +124,121 @@ TEST(ConfigTest, BadTokenAndListen) {
             std::string::npos);
 }
 
+const char* kBuses = R"(
+sites:
+  - id: R1
+    location: [38.9, 111.8]
+    load_w: 1000
+    controller:
+      transport: rtu
+      unit: 3
+      serial: {device: /dev/ttyUSB0, baud: 19200, parity: E, data_bits: 8, stop_bits: 1}
+  - id: R2
+    location: [38.9, 111.8]
+    load_w: 1000
+    controller: {transport: rtu, unit: 4, map: sunspec-802, serial: {device: /dev/ttyUSB0, baud: 19200, parity: E}}
+  - id: G1
+    location: [38.9, 111.8]
+    load_w: 1000
+    controller: {transport: rtu_over_tcp, host: 10.0.0.5, port: 4001, serial: {baud: 9600, stop_bits: 2}}
+  - id: T1
+    location: [38.9, 111.8]
+    load_w: 1000
+    controller: {transport: tcp, host: 10.0.0.6, unit: 0}
+)";
+
+TEST(ConfigTest, ControllerTransportsAndSerialLines) {
+  auto c = LoadConfigString(kBuses, "buses.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const auto& r1 = c->sites[0].controller;
+  EXPECT_EQ(r1.transport, ControllerTransport::kRtu);
+  EXPECT_EQ(r1.unit, 3);
+  EXPECT_EQ(r1.serial.device, "/dev/ttyUSB0");
+  EXPECT_EQ(r1.serial.baud, 19200);
+  EXPECT_EQ(r1.serial.parity, 'E');
+  EXPECT_EQ(r1.serial.data_bits, 8);
+  EXPECT_EQ(r1.serial.stop_bits, 1);
+  EXPECT_TRUE(r1.host.empty());
+  const auto& r2 = c->sites[1].controller;
+  EXPECT_EQ(r2.serial.stop_bits, 1);  // defaults
+  EXPECT_EQ(r2.serial.data_bits, 8);
+  const auto& g1 = c->sites[2].controller;
+  EXPECT_EQ(g1.transport, ControllerTransport::kRtuOverTcp);
+  EXPECT_EQ(g1.host, "10.0.0.5");
+  EXPECT_EQ(g1.port, 4001);
+  EXPECT_EQ(g1.unit, 1);
+  EXPECT_EQ(g1.serial.baud, 9600);
+  EXPECT_EQ(g1.serial.parity, 'N');
+  EXPECT_EQ(g1.serial.stop_bits, 2);
+  EXPECT_TRUE(g1.serial.device.empty());
+  EXPECT_EQ(c->sites[3].controller.transport, ControllerTransport::kTcp);
+  EXPECT_EQ(c->sites[3].controller.unit, 0);
+  // The default stays Modbus TCP.
+  auto good = LoadConfigString(kGood, "good.yaml");
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->sites[0].controller.transport, ControllerTransport::kTcp);
+}
+
+TEST(ConfigTest, BadTransportAndSerialKeysNameFileLineAndKey) {
+  std::string bad = kBuses;
+  auto replace = [&bad](const std::string& from, const std::string& to) {
+    auto at = bad.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    bad.replace(at, from.size(), to);
+  };
+  replace("baud: 19200, parity: E, data_bits: 8, stop_bits: 1",
+          "baud: 12345, parity: X, data_bits: 7, stop_bits: 3");
+  replace(
+      "transport: rtu, unit: 4, map: sunspec-802, serial: {device: /dev/ttyUSB0, baud: 19200, "
+      "parity: E}",
+      "transport: rtu, unit: 0, host: 10.0.0.9");
+  replace("serial: {baud: 9600, stop_bits: 2}", "serial: {device: /dev/ttyS0, bauds: 9600}");
+  replace("transport: tcp, host: 10.0.0.6, unit: 0", "transport: rs485, host: 10.0.0.6");
+  auto c = LoadConfigString(bad, "buses.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  for (const char* want : {
+           "buses.yaml:9: sites[0].controller.serial.baud: expected one of 300, 600, 1200, 2400, "
+           "4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, got 12345",
+           "buses.yaml:9: sites[0].controller.serial.parity: expected N|E|O, got 'X'",
+           "buses.yaml:9: sites[0].controller.serial.data_bits: expected 8 (RTU frames carry "
+           "8-bit bytes; 7 is Modbus ASCII), got 7",
+           "buses.yaml:9: sites[0].controller.serial.stop_bits: value 3 out of range",
+           "buses.yaml:13: sites[1].controller.unit: value 0 out of range",
+           "buses.yaml:13: sites[1].controller.host: not used with transport rtu",
+           "sites[1].controller.serial: required key is missing",
+           "buses.yaml:17: sites[2].controller.serial.device: not used with transport "
+           "rtu_over_tcp",
+           "buses.yaml:17: sites[2].controller.serial.bauds: unknown key",
+           "buses.yaml:21: sites[3].controller.transport: expected tcp|rtu_over_tcp|rtu, got "
+           "'rs485'",
+       })
+    EXPECT_NE(m.find(want), std::string::npos) << want << "\n---\n" << m;
+}
+
+TEST(ConfigTest, SerialKeysOnlyWhereThereIsALine) {
+  std::string bad = kBuses;
+  bad.replace(bad.find("transport: tcp, host: 10.0.0.6, unit: 0"), 39,
+              "transport: tcp, host: 10.0.0.6, serial: {baud: 9600}");
+  auto c = LoadConfigString(bad, "x.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(
+                "x.yaml:21: sites[3].controller.serial: only for transport rtu or rtu_over_tcp"),
+            std::string::npos)
+      << c.status().message();
+}
+
+// One wire, one speed: sites on the same serial device (or gateway) agree.
+TEST(ConfigTest, SitesOnOneBusAgreeOnItsLine) {
+  std::string bad = kBuses;
+  bad.replace(bad.find("baud: 19200, parity: E}}"), 24, "baud: 9600, parity: E}}");
+  auto c = LoadConfigString(bad, "x.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("x.yaml:10: sites.R2.controller.serial: /dev/ttyUSB0 is "
+                                      "polled at 19200 8E1 by site R1, here at 9600 8E1"),
+            std::string::npos)
+      << c.status().message();
+}
+
 }  // namespace
 }  // namespace sitepower::app

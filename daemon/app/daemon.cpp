@@ -65,6 +65,29 @@ void WriteStateFile(const std::string& path, int grpc_port, int http_port) {
   std::filesystem::rename(tmp, path);
 }
 
+modbus::DeviceSpec DeviceSpecOf(const SiteConfig& s) {
+  const ControllerConfig& c = s.controller;
+  modbus::DeviceSpec spec =
+      modbus::DeviceSpec::Tcp(s.id, c.host, static_cast<uint16_t>(c.port), c.unit, c.map);
+  switch (c.transport) {
+    case ControllerTransport::kTcp:
+      spec.transport = modbus::Transport::kTcp;
+      break;
+    case ControllerTransport::kRtuOverTcp:
+      spec.transport = modbus::Transport::kRtuOverTcp;
+      break;
+    case ControllerTransport::kRtu:
+      spec.transport = modbus::Transport::kRtuSerial;
+      break;
+  }
+  spec.serial.device = c.serial.device;
+  spec.serial.baud = c.serial.baud;
+  spec.serial.parity = c.serial.parity;
+  spec.serial.data_bits = c.serial.data_bits;
+  spec.serial.stop_bits = c.serial.stop_bits;
+  return spec;
+}
+
 }  // namespace
 
 core::Status CheckConfig(const Config& config) {
@@ -135,9 +158,7 @@ int RunDaemon(const Config& config) {
                           engine.OnReading(site, r);
                         });
   for (const auto& s : config.sites) {
-    modbus::DeviceSpec spec =
-        modbus::DeviceSpec::Tcp(s.id, s.controller.host, static_cast<uint16_t>(s.controller.port),
-                                s.controller.unit, s.controller.map);
+    modbus::DeviceSpec spec = DeviceSpecOf(s);
     if (auto st = poller.AddDevice(spec); !st.ok()) {
       // One bad device must not take the region down: report it and go on.
       LogLine(LogLevel::kError, "device", {{"site", s.id}, {"error", st.message()}});
