@@ -24,6 +24,8 @@
 
 #include "api/auth.hpp"
 #include "drill/crew_sim.hpp"
+#include "drill/drill_replay.hpp"
+#include "drill/noc_watch.hpp"
 #include "sim/battery_sim.hpp"
 #include "sim/controller_sim.hpp"
 
@@ -87,6 +89,9 @@ struct SimSite {
   double true_runtime_min = 0;
   std::optional<core::TimePoint> failed_at, restored_at, empty_at, generator_at;
   std::string crew;
+  std::unique_ptr<ReplayedSite> replay;  // set when the recording has this site
+  sim::Fault fault = sim::Fault::kNone;  // the scenario's controller_fault now
+  sim::Fault shown_fault = sim::Fault::kNone;
   bool carried() const {
     return !failed_at || restored_at.has_value() || generator_at.has_value() ||
            site->fixed_generator;
@@ -163,6 +168,8 @@ std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::st
   y << "planner: {budget_ms: 200, keep_margin_min: 10, ack_timeout_min: 10}\n";
   y << "noc_tokens:\n  - {name: drill-noc, sha256: " << api::Sha256Hex(noc_token) << "}\n";
   if (o.tls) y << "tls: {cert: " << dir << "/tls-cert.pem, key: " << dir << "/tls-key.pem}\n";
+  if (!o.record_path.empty())
+    y << "recording: \"" << fs::absolute(o.record_path).string() << "\"\n";
   y << "sites:\n";
   for (const auto& site : s.sites) {
     const SimSite& ss = sites.at(site.id);
@@ -236,6 +243,53 @@ sim::Fault ToSimFault(scenario::FaultKind k) {
   return sim::Fault::kNone;
 }
 
+// One tick of a site the scenario simulates: its battery, mains per the
+// scenario's events, a generator once a crew brought it.
+sim::ControllerState StepSimulated(SimSite& ss, core::TimePoint now, double dt_s) {
+  const bool carried = ss.carried();
+  if (ss.battery) {
+    for (double left = dt_s; left > 1e-9; left -= 10)
+      ss.battery->Step(std::min(left, 10.0), carried);
+  }
+  if (ss.failed_at && !carried && !ss.empty_at) {
+    bool empty = ss.battery ? ss.battery->empty()
+                            : now >= *ss.failed_at + core::FromMinutes(ss.true_runtime_min);
+    if (empty) ss.empty_at = now;
+  }
+  sim::ControllerState st;
+  if (ss.battery) {
+    st.voltage_v =
+        carried && !ss.failed_at ? 2.23 * ss.site->battery->cells : ss.battery->voltage_v();
+    st.current_a = ss.battery->current_a();
+    st.soc_pct = ss.battery->soc_pct();
+    st.temp_c = ss.battery->temp_c();
+    st.capacity_ah = ss.site->battery->capacity_ah * ss.site->battery->strings;
+    st.lvd_v = ss.site->battery->end_v_per_cell * ss.site->battery->cells;
+  }
+  st.mains_ok = !ss.failed_at || (ss.restored_at && *ss.restored_at <= now);
+  st.generator_running = (ss.generator_at.has_value() && !st.mains_ok) ||
+                         (ss.site->fixed_generator && ss.failed_at && !st.mains_ok);
+  st.lvd_open = ss.empty_at.has_value() && !carried;
+  return st;
+}
+
+// One tick of a replayed site (replayed_site.hpp); its controller is silent
+// in the recording's holes and during the scenario's own faults.
+sim::ControllerState StepReplayed(SimSite& ss, core::TimePoint now, double dt_s,
+                                  sim::ControllerFarm& farm) {
+  ReplayedSite::Shown shown = ss.replay->Step(now, dt_s, ss.generator_at);
+  sim::ControllerState st = shown.state;
+  if (ss.site->fixed_generator && ss.failed_at && !st.mains_ok) st.generator_running = true;
+  if (ss.failed_at && !ss.empty_at && ss.replay->empty_at()) ss.empty_at = ss.replay->empty_at();
+  const sim::Fault fault =
+      shown.source == ReplayedSite::Source::kSilent ? sim::Fault::kTimeout : ss.fault;
+  if (fault != ss.shown_fault) {
+    farm.SetFault(ss.farm_index, fault);
+    ss.shown_fault = fault;
+  }
+  return st;
+}
+
 }  // namespace
 
 core::Result<scenario::Event> ParseChaos(const std::string& spec, const Scenario& s) {
@@ -306,6 +360,17 @@ int RunDrill(const DrillOptions& o) {
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const scenario::Event& a, const scenario::Event& b) { return a.at < b.at; });
   const int off = s.offset_min();
+  std::optional<ReplayPlan> replay;
+  std::string replay_damage;
+  if (!o.replay_path.empty()) {
+    auto plan = PrepareReplay(o, &s, &replay_damage);
+    if (!plan.ok()) {
+      std::fprintf(stderr, "sitepower-drill: --replay %s\n", plan.status().message().c_str());
+      return 2;
+    }
+    replay = std::move(*plan);
+    PrintReplaySummary(*replay, o.replay_path, replay_damage, off);
+  }
 
   std::string dir = o.work_dir;
   if (dir.empty()) {
@@ -313,6 +378,13 @@ int RunDrill(const DrillOptions& o) {
     dir = mkdtemp(tmpl);
   } else {
     fs::create_directories(dir);
+  }
+  if (!o.record_path.empty()) {
+    // A fresh recording: the daemon would continue an old one (after a
+    // restart that is what it must do), mixing two drills in one file.
+    fs::path p = fs::absolute(o.record_path);
+    fs::create_directories(p.parent_path());
+    fs::remove(p);
   }
   std::string daemon = o.daemon_path;
   if (daemon.empty())
@@ -331,7 +403,11 @@ int RunDrill(const DrillOptions& o) {
                    site.id.c_str(), err.c_str());
       return 1;
     }
-    if (site.battery) {
+    if (replay && replay->tracks.count(site.id)) {
+      const SiteTrack& track = replay->tracks.at(site.id);
+      ss.true_runtime_min = RecordedRuntimeMin(track, site).value_or(0);
+      ss.replay = std::make_unique<ReplayedSite>(track, site);
+    } else if (site.battery) {
       ss.battery = std::make_unique<sim::BatterySim>(*site.battery, site.load_w);
       ss.true_runtime_min = sim::BatterySim::TrueRuntimeMin(*site.battery, site.load_w);
     } else {
@@ -395,6 +471,8 @@ int RunDrill(const DrillOptions& o) {
   std::printf("dashboard: %s://127.0.0.1:%d/\n", o.tls ? "https" : "http", http_port);
   std::printf("noc token: %s   (work dir %s)\n", noc_token.c_str(), dir.c_str());
   std::fflush(stdout);
+  NocWatch noc_watch("127.0.0.1:" + std::to_string(grpc_port), grpc_credentials, noc_token);
+  noc_watch.Start();
 
   std::mutex mu;  // guards `sites` generator fields written by crew threads
   std::map<std::string, std::unique_ptr<CrewSim>> crews;
@@ -427,7 +505,13 @@ int RunDrill(const DrillOptions& o) {
 
   json injected = json::array();
   size_t next_event = 0;
-  std::vector<std::pair<core::TimePoint, int>> fault_clears;
+  std::vector<std::pair<core::TimePoint, std::string>> fault_clears;
+  // A replayed site's controller is also silent in the recording's holes:
+  // the drill's loop shows the fault, not the event.
+  auto set_fault = [&farm](SimSite& ss, sim::Fault f) {
+    ss.fault = f;
+    if (!ss.replay) farm.SetFault(ss.farm_index, f);
+  };
   std::optional<std::chrono::steady_clock::time_point> restart_at;
   core::TimePoint last = clock.Now();
   auto last_progress = std::chrono::steady_clock::now();
@@ -454,9 +538,8 @@ int RunDrill(const DrillOptions& o) {
               crews.at(b.crew)->SetUnavailable();
               injected.push_back(EventJson(e, s));
             } else if constexpr (std::is_same_v<T, scenario::ControllerFault>) {
-              farm.SetFault(sites.at(b.site).farm_index, ToSimFault(b.kind));
-              fault_clears.emplace_back(e.at + core::FromMinutes(b.for_min),
-                                        sites.at(b.site).farm_index);
+              set_fault(sites.at(b.site), ToSimFault(b.kind));
+              fault_clears.emplace_back(e.at + core::FromMinutes(b.for_min), b.site);
               injected.push_back(EventJson(e, s));
             } else if constexpr (std::is_same_v<T, scenario::DaemonKill>) {
               proc.Kill();
@@ -475,7 +558,7 @@ int RunDrill(const DrillOptions& o) {
     }
     for (auto it = fault_clears.begin(); it != fault_clears.end();) {
       if (it->first <= now) {
-        farm.SetFault(it->second, sim::Fault::kNone);
+        set_fault(sites.at(it->second), sim::Fault::kNone);
         it = fault_clears.erase(it);
       } else {
         ++it;
@@ -499,31 +582,9 @@ int RunDrill(const DrillOptions& o) {
     {
       std::lock_guard<std::mutex> lock(mu);
       for (auto& [id, ss] : sites) {
-        const bool carried = ss.carried();
         if (now < s.start.at) break;
-        if (ss.battery) {
-          for (double left = dt_s; left > 1e-9; left -= 10)
-            ss.battery->Step(std::min(left, 10.0), carried);
-        }
-        if (ss.failed_at && !carried && !ss.empty_at) {
-          bool empty = ss.battery ? ss.battery->empty()
-                                  : now >= *ss.failed_at + core::FromMinutes(ss.true_runtime_min);
-          if (empty) ss.empty_at = now;
-        }
-        sim::ControllerState st;
-        if (ss.battery) {
-          st.voltage_v =
-              carried && !ss.failed_at ? 2.23 * ss.site->battery->cells : ss.battery->voltage_v();
-          st.current_a = ss.battery->current_a();
-          st.soc_pct = ss.battery->soc_pct();
-          st.temp_c = ss.battery->temp_c();
-          st.capacity_ah = ss.site->battery->capacity_ah * ss.site->battery->strings;
-          st.lvd_v = ss.site->battery->end_v_per_cell * ss.site->battery->cells;
-        }
-        st.mains_ok = !ss.failed_at || (ss.restored_at && *ss.restored_at <= now);
-        st.generator_running = (ss.generator_at.has_value() && !st.mains_ok) ||
-                               (ss.site->fixed_generator && ss.failed_at && !st.mains_ok);
-        st.lvd_open = ss.empty_at.has_value() && !carried;
+        const sim::ControllerState st =
+            ss.replay ? StepReplayed(ss, now, dt_s, farm) : StepSimulated(ss, now, dt_s);
         farm.Set(ss.farm_index, st);
         if (st.lvd_open)
           ++down;
@@ -571,6 +632,8 @@ int RunDrill(const DrillOptions& o) {
     history.missing += h.missing;
     history.changed += h.changed;
   }
+  const std::map<std::string, core::TimePoint> confirmed = noc_watch.MainsFailConfirmed();
+  noc_watch.Stop();
   for (auto& [id, c] : crews) c->Stop();
   proc.Stop();
   farm.Stop();
@@ -607,6 +670,10 @@ int RunDrill(const DrillOptions& o) {
       j["generator_running_at"] = core::FormatIso8601(*o2.generator_running_at, off);
     if (o2.crew) j["crew"] = *o2.crew;
     if (o2.runtime_min) j["runtime_min"] = std::round(*o2.runtime_min * 10) / 10;
+    // sitepower's own additions: what the daemon confirmed, where the plant came from.
+    if (auto it = confirmed.find(site.id); it != confirmed.end())
+      j["daemon_mains_fail_at"] = core::FormatIso8601(it->second, off);
+    if (replay) j["source"] = sites.at(site.id).replay ? "recording" : "scenario";
     jsites[site.id] = j;
   }
   json report = {
@@ -627,6 +694,12 @@ int RunDrill(const DrillOptions& o) {
       {"crew_history",
        {{"checked", history.checked}, {"missing", history.missing}, {"changed", history.changed}}},
       {"ended", end_reason}};
+  if (replay) {
+    std::map<std::string, const ReplayedSite*> replayed;
+    for (const auto& [id, ss] : sites)
+      if (ss.replay) replayed[id] = ss.replay.get();
+    report["replay"] = ReplayReportJson(*replay, replayed, o.replay_path, replay_damage, off);
+  }
   if (!o.report_path.empty()) {
     fs::path p(o.report_path);
     if (p.has_parent_path()) fs::create_directories(p.parent_path());
@@ -663,6 +736,11 @@ int RunDrill(const DrillOptions& o) {
       static_cast<unsigned long long>(history.checked),
       static_cast<unsigned long long>(history.missing),
       static_cast<unsigned long long>(history.changed));
+  if (replay) {
+    std::printf("replayed from %s: %s; simulated from the scenario: %s\n", o.replay_path.c_str(),
+                JoinIds(replay->replayed).c_str(), JoinIds(replay->simulated).c_str());
+  }
+  if (!o.record_path.empty()) std::printf("recording: %s\n", o.record_path.c_str());
   if (!o.report_path.empty()) std::printf("report: %s\n", o.report_path.c_str());
   return 0;
 }

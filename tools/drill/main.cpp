@@ -11,6 +11,8 @@ int Usage(int code) {
       stderr,
       "usage: sitepower-drill SCENARIO [--speed N] [--report FILE] [--daemon PATH]\n"
       "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--tls] [--quiet]\n"
+      "                       [--record FILE] [--replay FILE [--replay-at HH:MM]\n"
+      "                       [--replay-align first-fail|first-sample]]\n"
       "  --speed N     scenario minutes per wall minute (default 60; up to 600)\n"
       "  --report F    write the FORMAT.md drill report (JSON) to F\n"
       "  --chaos SPEC  add faults (repeatable, or comma-separated):\n"
@@ -19,7 +21,15 @@ int Usage(int code) {
       "                crew_unavailable@HH:MM:CREW   crew_link_cut@HH:MM:CREW:FOR_MIN\n"
       "  --hold-s N    keep the daemon and dashboard up N s after the drill ends\n"
       "  --tls         the crews talk to the daemon over TLS (a self-signed certificate\n"
-      "                for 127.0.0.1 is made in the work dir)\n");
+      "                for 127.0.0.1 is made in the work dir)\n"
+      "  --record F    the daemon records its telemetry to F (config recording:;\n"
+      "                an existing F is replaced)\n"
+      "  --replay F    the sites in recording F show what was recorded (the scenario\n"
+      "                gives sites, crews, travel, weights, horizon); other sites and\n"
+      "                crews as the scenario says. See tools/drill/README.md\n"
+      "  --replay-at T shift the recording so its first mains failure (or with\n"
+      "                --replay-align first-sample, its first sample) lands at T\n"
+      "                (HH:MM on the scenario's date, or ISO 8601); default: as recorded\n");
   return code;
 }
 }  // namespace
@@ -59,6 +69,15 @@ int main(int argc, char** argv) {
         }
       } else if (a == "--hold-s")
         o.hold_s = std::atof(v);
+      else if (a == "--record")
+        o.record_path = v;
+      else if (a == "--replay")
+        o.replay_path = v;
+      else if (a == "--replay-at")
+        o.replay_at = v;
+      else if (a == "--replay-align" &&
+               (std::string(v) == "first-fail" || std::string(v) == "first-sample"))
+        o.replay_align_first_sample = std::string(v) == "first-sample";
       else
         return Usage(2);
       continue;
@@ -67,5 +86,9 @@ int main(int argc, char** argv) {
     o.scenario_path = a;
   }
   if (o.scenario_path.empty() || o.speed <= 0 || o.speed > 3600) return Usage(2);
+  if (o.replay_path.empty() && (!o.replay_at.empty() || o.replay_align_first_sample)) {
+    std::fprintf(stderr, "sitepower-drill: --replay-at and --replay-align need --replay FILE\n");
+    return 2;
+  }
   return sitepower::drill::RunDrill(o);
 }
