@@ -291,15 +291,21 @@ TEST(DrillReplayTest, ReplayedSiteShowsTheRecordingThenOurGeneratorNotTheirs) {
   scenario::Scenario s = Wuzhai();
   const scenario::Site& site = *s.FindSite("WZ-01");
   auto rec = Outage("WZ-01", On(s, "08:10"), On(s, "08:30"), On(s, "10:00"));
-  for (auto& k : rec)  // the real crew's generator at 09:30
-    if (At(k) >= On(s, "09:30")) k.generator_running = true, k.current_a = -20;
+  for (auto& k : rec) {
+    if (At(k) == On(s, "08:16")) k.generator_running = true;  // a generator test on mains
+    if (At(k) >= On(s, "09:30")) k.generator_running = true, k.current_a = -20;  // the real crew's
+  }
   ReplayedSite r(BuildTrack(rec, site), site);
+  EXPECT_EQ(r.track().foreign_generator_at, On(s, "09:29") + seconds(30));
 
   auto before = r.Step(On(s, "08:05"), 10, std::nullopt);
   EXPECT_EQ(before.source, ReplayedSite::Source::kBeforeRecording);
   EXPECT_TRUE(before.state.mains_ok);
+  auto test_run = StepThrough(r, On(s, "08:10"), On(s, "08:16"));
+  EXPECT_EQ(test_run.source, ReplayedSite::Source::kRecorded);
+  EXPECT_FALSE(test_run.state.generator_running);  // never somebody else's
 
-  auto rec_0900 = StepThrough(r, On(s, "08:10"), On(s, "09:00") + seconds(20));
+  auto rec_0900 = StepThrough(r, On(s, "08:16") + seconds(10), On(s, "09:00") + seconds(20));
   EXPECT_EQ(rec_0900.source, ReplayedSite::Source::kRecorded);
   EXPECT_FALSE(rec_0900.state.mains_ok);
   EXPECT_DOUBLE_EQ(rec_0900.state.voltage_v, 49.0 - 0.01 * 30);  // the 09:00 sample
