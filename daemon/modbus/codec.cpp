@@ -10,18 +10,26 @@ bool IsBitFunction(Function f) {
 
 std::vector<uint8_t> EncodeReadRequest(uint16_t tid, uint8_t unit, Function fc, uint16_t address,
                                        uint16_t count) {
-  return {static_cast<uint8_t>(tid >> 8),
-          static_cast<uint8_t>(tid & 0xFF),
-          0,
-          0,
-          0,
-          6,
-          unit,
-          static_cast<uint8_t>(fc),
-          static_cast<uint8_t>(address >> 8),
-          static_cast<uint8_t>(address & 0xFF),
-          static_cast<uint8_t>(count >> 8),
-          static_cast<uint8_t>(count & 0xFF)};
+  std::vector<uint8_t> out;
+  AppendReadRequest(&out, tid, unit, fc, address, count);
+  return out;
+}
+
+void AppendReadRequest(std::vector<uint8_t>* out, uint16_t tid, uint8_t unit, Function fc,
+                       uint16_t address, uint16_t count) {
+  const uint8_t frame[12] = {static_cast<uint8_t>(tid >> 8),
+                             static_cast<uint8_t>(tid & 0xFF),
+                             0,
+                             0,
+                             0,
+                             6,
+                             unit,
+                             static_cast<uint8_t>(fc),
+                             static_cast<uint8_t>(address >> 8),
+                             static_cast<uint8_t>(address & 0xFF),
+                             static_cast<uint8_t>(count >> 8),
+                             static_cast<uint8_t>(count & 0xFF)};
+  out->insert(out->end(), frame, frame + sizeof frame);
 }
 
 core::Result<MbapHeader> DecodeMbapHeader(std::span<const uint8_t> h) {
@@ -75,6 +83,14 @@ std::string ExceptionName(uint8_t code) {
 
 core::Result<std::vector<uint16_t>> DecodeReadResponse(std::span<const uint8_t> pdu, Function fc,
                                                        uint16_t count) {
+  std::vector<uint16_t> out;
+  if (auto st = DecodeReadResponseInto(pdu, fc, count, &out); !st.ok()) return st;
+  return out;
+}
+
+core::Status DecodeReadResponseInto(std::span<const uint8_t> pdu, Function fc, uint16_t count,
+                                    std::vector<uint16_t>* out) {
+  out->clear();
   if (pdu.empty()) return core::Status::InvalidArgument("empty PDU");
   const uint8_t f = pdu[0];
   if (f == (static_cast<uint8_t>(fc) | 0x80)) {
@@ -89,22 +105,21 @@ core::Result<std::vector<uint16_t>> DecodeReadResponse(std::span<const uint8_t> 
   if (pdu.size() != 2 + bytes)
     return core::Status::InvalidArgument("byte count " + std::to_string(bytes) + " but " +
                                          std::to_string(pdu.size() - 2) + " data bytes");
-  std::vector<uint16_t> out;
   if (IsBitFunction(fc)) {
     if (bytes != (count + 7u) / 8u)
       return core::Status::InvalidArgument("expected " + std::to_string((count + 7) / 8) +
                                            " bytes of bits, got " + std::to_string(bytes));
-    out.reserve(count);
-    for (uint16_t i = 0; i < count; ++i) out.push_back((pdu[2 + i / 8] >> (i % 8)) & 1);
+    out->resize(count);
+    for (uint16_t i = 0; i < count; ++i) (*out)[i] = (pdu[2 + i / 8] >> (i % 8)) & 1;
   } else {
     if (bytes != 2u * count)
       return core::Status::InvalidArgument("expected " + std::to_string(2 * count) +
                                            " bytes of registers, got " + std::to_string(bytes));
-    out.reserve(count);
+    out->resize(count);
     for (uint16_t i = 0; i < count; ++i)
-      out.push_back(static_cast<uint16_t>(pdu[2 + 2 * i] << 8 | pdu[3 + 2 * i]));
+      (*out)[i] = static_cast<uint16_t>(pdu[2 + 2 * i] << 8 | pdu[3 + 2 * i]);
   }
-  return out;
+  return core::Status::Ok();
 }
 
 namespace {

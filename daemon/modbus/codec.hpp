@@ -28,6 +28,10 @@ bool IsBitFunction(Function f);
 std::vector<uint8_t> EncodeReadRequest(uint16_t transaction_id, uint8_t unit, Function fc,
                                        uint16_t address, uint16_t count);
 
+// The same 12 bytes appended to `out` (no allocation once `out` has room).
+void AppendReadRequest(std::vector<uint8_t>* out, uint16_t transaction_id, uint8_t unit,
+                       Function fc, uint16_t address, uint16_t count);
+
 struct MbapHeader {
   uint16_t transaction_id = 0;
   uint16_t protocol_id = 0;
@@ -43,6 +47,10 @@ core::Result<MbapHeader> DecodeMbapHeader(std::span<const uint8_t> header);
 // mismatched PDU gives InvalidArgument naming what is wrong.
 core::Result<std::vector<uint16_t>> DecodeReadResponse(std::span<const uint8_t> pdu, Function fc,
                                                        uint16_t count);
+
+// The same, into `out` (cleared first; its capacity is reused across polls).
+core::Status DecodeReadResponseInto(std::span<const uint8_t> pdu, Function fc, uint16_t count,
+                                    std::vector<uint16_t>* out);
 
 std::string ExceptionName(uint8_t code);
 

@@ -3,13 +3,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/read.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <algorithm>
-#include <array>
 #include <cstring>
 
 namespace sitepower::modbus {
@@ -18,83 +16,191 @@ namespace asio = boost::asio;
 using asio::awaitable;
 using asio::ip::tcp;
 
-// One request, living on its Transact coroutine's frame. It unlinks itself
-// when that frame goes, so the connection never holds a dangling pointer.
-struct Connection::Pending {
-  Pending(Connection* c, uint8_t u, ReadBlock b) : owner(c), wake(c->ex_), unit(u), block(b) {}
-  ~Pending() {
-    auto& q = owner->queue_;
-    q.erase(std::remove(q.begin(), q.end(), this), q.end());
-    if (auto it = owner->in_flight_.find(tid);
-        sent && it != owner->in_flight_.end() && it->second == this)
-      owner->in_flight_.erase(it);
-  }
-  Connection* owner;
-  asio::steady_timer wake;  // expires at the deadline; cancelled when done
-  uint8_t unit;
-  ReadBlock block;
-  uint16_t tid = 0;
-  bool sent = false, done = false;
-  bool rearmed = false;     // the deadline moved when the request went out
-  core::Millis timeout{0};  // for the device to answer, from when the request is sent
-  Clock::time_point sent_at{};
-  core::Result<std::vector<uint8_t>> pdu = core::Status::Internal("no reply yet");
-};
+namespace {
 
-Connection::Connection(asio::any_io_executor ex, std::string host, uint16_t port,
+std::string Where(uint8_t unit, const ReadBlock& b) {
+  return "unit " + std::to_string(unit) + " fc " + std::to_string(static_cast<int>(b.fc)) +
+         " register " + std::to_string(b.address) + "+" + std::to_string(b.count);
+}
+
+constexpr size_t kSlotMask = Connection::kMaxInFlight;  // 255: slots_ has 256 entries
+
+}  // namespace
+
+Connection::Connection(asio::io_context::executor_type ex, std::string host, uint16_t port,
                        size_t max_in_flight, core::Millis connect_timeout)
     : ex_(ex),
       host_(std::move(host)),
       port_(port),
       name_(host_ + ":" + std::to_string(port_)),
-      max_in_flight_(std::max<size_t>(1, max_in_flight)),
+      max_in_flight_(std::clamp<size_t>(max_in_flight, 1, kMaxInFlight)),
       connect_timeout_(connect_timeout),
-      socket_(ex) {}
+      socket_(ex),
+      rbuf_(16 * 1024),
+      sweep_(ex) {}
 
 awaitable<core::Result<std::vector<uint16_t>>> Connection::Transact(uint8_t unit, ReadBlock b,
                                                                     core::Millis timeout) {
-  const std::string where = "unit " + std::to_string(unit) + " fc " +
-                            std::to_string(static_cast<int>(b.fc)) + " register " +
-                            std::to_string(b.address) + "+" + std::to_string(b.count);
-  if (state_ == State::kShutdown)
-    co_return core::Status::Unavailable(name_ + " " + where + ": poller stopped");
-  auto self = shared_from_this();  // outlives the Pending below
-  Pending p(this, unit, b);
-  // The device gets `timeout` from when the request goes out; waiting behind
-  // other units on a busy link is allowed up to 4 timeouts more.
-  p.timeout = timeout;
-  p.wake.expires_after(timeout * 5);
-  queue_.push_back(&p);
-  ++stats_.requests;
-  Pump();
-  while (!p.done) {
-    boost::system::error_code ec;
-    co_await p.wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (p.rearmed && !p.done) {
-      p.rearmed = false;  // woken by the re-arm at send time: wait for the device
-      continue;
+  std::vector<std::vector<uint16_t>> out;
+  const ReadBlock blocks[1] = {b};
+  core::Status st = co_await TransactAll(unit, blocks, timeout, &out);
+  if (!st.ok()) co_return st;
+  co_return std::move(out[0]);
+}
+
+awaitable<core::Status> Connection::TransactAll(uint8_t unit, std::span<const ReadBlock> blocks,
+                                                core::Millis timeout,
+                                                std::vector<std::vector<uint16_t>>* out) {
+  auto self = shared_from_this();
+  ReadBatch batch;
+  batch.unit = unit;
+  batch.blocks = blocks;
+  batch.timeout = timeout;
+  asio::steady_timer wake(ex_);
+  wake.expires_at(asio::steady_timer::time_point::max());
+  bool done = false;
+  batch.on_done = [&done, &wake](ReadBatch&) {
+    done = true;
+    wake.cancel();
+  };
+  // Unlinks the batch if this frame goes away first (io_context destroyed).
+  struct Guard {
+    Connection* c;
+    ReadBatch* b;
+    const bool* done;
+    ~Guard() {
+      if (!*done) c->Forget(b);
     }
-    break;
+  } guard{this, &batch, &done};
+  Submit(&batch);
+  while (!done) {
+    boost::system::error_code ec;
+    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  if (!p.done) {
+  *out = std::move(batch.data);
+  co_return batch.status;
+}
+
+bool Connection::Submit(ReadBatch* b) {
+  const size_t n = b->blocks.size();
+  b->status = core::Status::Ok();
+  b->data.resize(n);
+  b->requests.resize(n);
+  b->remaining = n;
+  if (state_ == State::kShutdown || n == 0) {
+    for (auto& r : b->requests) r.state = ReadBatch::Request::State::kDone;
+    b->remaining = 0;
+    if (n > 0) b->status = core::Status::Unavailable(name_ + ": poller stopped");
+    asio::post(ex_, [self = shared_from_this(), b]() {
+      auto owner = std::move(b->owner);
+      b->on_done(*b);
+    });
+    return true;
+  }
+  const auto now = Clock::now();
+  b->queue_deadline = now + b->timeout * 5;
+  for (size_t i = 0; i < n; ++i) {
+    Request& r = b->requests[i];
+    r.batch = b;
+    r.index = i;
+    r.state = ReadBatch::Request::State::kQueued;
+    r.status = core::Status::Ok();
+    queue_.push_back(&r);
+  }
+  stats_.requests += n;
+  ArmSweep(b->queue_deadline);
+  Pump();
+  return true;
+}
+
+void Connection::Complete(Request* r, core::Status status) {
+  r->state = ReadBatch::Request::State::kDone;
+  r->status = std::move(status);
+  ReadBatch* b = r->batch;
+  if (--b->remaining > 0) return;
+  for (const Request& q : b->requests)
+    if (!q.status.ok()) {
+      b->status = q.status.WithContext(Where(b->unit, b->blocks[q.index]));
+      break;
+    }
+  finished_.push_back(b);
+}
+
+void Connection::Deliver() {
+  while (!finished_.empty()) {
+    delivering_.swap(finished_);
+    for (ReadBatch* b : delivering_) {
+      auto owner = std::move(b->owner);  // the batch lives at least until on_done returns
+      b->on_done(*b);
+    }
+    delivering_.clear();
+  }
+}
+
+void Connection::Forget(ReadBatch* b) {
+  for (Request& r : b->requests) {
+    if (r.state == ReadBatch::Request::State::kQueued) {
+      queue_.erase(std::remove(queue_.begin(), queue_.end(), &r), queue_.end());
+    } else if (r.state == ReadBatch::Request::State::kSent && slots_[r.tid & kSlotMask] == &r) {
+      slots_[r.tid & kSlotMask] = nullptr;
+      --in_flight_;
+    }
+    r.state = ReadBatch::Request::State::kIdle;
+  }
+  finished_.erase(std::remove(finished_.begin(), finished_.end(), b), finished_.end());
+}
+
+void Connection::Expire(Request* r) {
+  slots_[r->tid & kSlotMask] = nullptr;
+  --in_flight_;
+  ++stats_.timeouts;
+  // Nothing at all came back since this was sent: the link (not just one
+  // unit behind it) is gone, e.g. half-open. Start over.
+  const bool silent = last_rx_ < r->sent_at;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r->deadline - r->sent_at);
+  Complete(r, core::Status::DeadlineExceeded("no answer within " + std::to_string(ms.count()) +
+                                             " ms"));  // a late reply is dropped as unknown
+  if (silent)
+    Close("no reply to anything for " + std::to_string(ms.count()) + " ms");
+  else
+    Pump();
+}
+
+void Connection::ArmSweep(Clock::time_point deadline) {
+  if (deadline >= sweep_at_ || state_ == State::kShutdown) return;
+  sweep_at_ = deadline;
+  sweep_.expires_at(deadline);  // cancels an earlier wait; its handler sees operation_aborted
+  sweep_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec != asio::error::operation_aborted) self->Sweep();
+  });
+}
+
+void Connection::Sweep() {
+  sweep_at_ = Clock::time_point::max();
+  const auto now = Clock::now();
+  // Requests that waited in the queue past their allowance (oldest first).
+  while (!queue_.empty() && queue_.front()->batch->queue_deadline <= now) {
+    Request* r = queue_.front();
+    queue_.pop_front();
     ++stats_.timeouts;
-    const bool sent = p.sent;
-    const bool silent = sent && last_rx_ < p.sent_at;
-    if (sent) in_flight_.erase(p.tid);  // a late reply is dropped as unknown
-    // Nothing at all came back since this was sent: the link (not just one
-    // unit behind it) is gone, e.g. half-open. Start over.
-    if (silent)
-      Close("no reply to anything for " + std::to_string(timeout.count()) + " ms");
-    else
-      Pump();
-    co_return core::Status::DeadlineExceeded(
-        where + ": no answer within " + std::to_string(timeout.count()) + " ms" +
-        (sent ? "" : " (not sent: " + name_ + " busy or connecting)"));
+    const auto ms = r->batch->timeout.count();
+    Complete(r, core::Status::DeadlineExceeded("no answer within " + std::to_string(ms) +
+                                               " ms (not sent: " + name_ + " busy or connecting)"));
   }
-  if (!p.pdu.ok()) co_return p.pdu.status().WithContext(where);
-  auto values = DecodeReadResponse(*p.pdu, b.fc, b.count);
-  if (!values.ok()) co_return values.status().WithContext(where);
-  co_return values;
+  std::array<Request*, kMaxInFlight + 1> expired;
+  size_t n = 0;
+  for (Request* r : slots_)
+    if (r && r->deadline <= now) expired[n++] = r;
+  for (size_t i = 0; i < n; ++i)
+    if (expired[i]->state == ReadBatch::Request::State::kSent &&
+        slots_[expired[i]->tid & kSlotMask] == expired[i])
+      Expire(expired[i]);  // may close the link, which fails the rest
+  auto next = Clock::time_point::max();
+  for (Request* r : slots_)
+    if (r) next = std::min(next, r->deadline);
+  if (!queue_.empty()) next = std::min(next, queue_.front()->batch->queue_deadline);
+  if (next != Clock::time_point::max()) ArmSweep(next);
+  Deliver();
 }
 
 void Connection::Pump() {
@@ -104,41 +210,64 @@ void Connection::Pump() {
     asio::co_spawn(ex_, ConnectLoop(shared_from_this()), asio::detached);
     return;
   }
-  if (state_ != State::kOpen) return;
-  while (!queue_.empty() && in_flight_.size() < max_in_flight_) {
-    Pending* p = queue_.front();
+  if (state_ != State::kOpen || in_flight_ >= max_in_flight_) return;
+  const auto now = Clock::now();
+  while (!queue_.empty() && in_flight_ < max_in_flight_) {
+    Request* r = queue_.front();
     queue_.pop_front();
-    while (in_flight_.count(next_tid_)) ++next_tid_;
-    p->tid = next_tid_++;
-    p->sent = true;
-    // Re-arming cancels the pending wait; the waiter sees `rearmed` and waits
-    // again, now for the device only.
-    p->wake.expires_after(p->timeout);
-    p->rearmed = true;
-    p->sent_at = Clock::now();
-    in_flight_[p->tid] = p;
-    outbox_.push_back(
-        EncodeReadRequest(p->tid, p->unit, p->block.fc, p->block.address, p->block.count));
+    while (slots_[next_tid_ & kSlotMask]) ++next_tid_;  // a free slot exists: in_flight_ < 256
+    r->tid = next_tid_++;
+    r->state = ReadBatch::Request::State::kSent;
+    r->sent_at = now;
+    r->deadline = now + r->batch->timeout;
+    slots_[r->tid & kSlotMask] = r;
+    ++in_flight_;
+    const ReadBlock& b = r->batch->blocks[r->index];
+    AppendReadRequest(&out_, r->tid, r->batch->unit, b.fc, b.address, b.count);
+    ArmSweep(r->deadline);
   }
-  stats_.max_in_flight_seen = std::max(stats_.max_in_flight_seen, in_flight_.size());
-  if (!writing_ && !outbox_.empty()) {
-    writing_ = true;
-    asio::co_spawn(ex_, WriteLoop(shared_from_this(), generation_), asio::detached);
+  stats_.max_in_flight_seen = std::max(stats_.max_in_flight_seen, in_flight_);
+  // Write after this turn of the event loop: every request queued in it goes
+  // out in one system call.
+  if (!writing_ && !write_posted_ && !out_.empty()) {
+    write_posted_ = true;
+    asio::post(ex_, [self = shared_from_this(), gen = generation_]() {
+      self->write_posted_ = false;
+      if (gen == self->generation_) self->StartWrite();
+    });
   }
 }
 
-void Connection::Finish(Pending* p, core::Result<std::vector<uint8_t>> pdu) {
-  p->pdu = std::move(pdu);
-  p->done = true;
-  p->wake.cancel();
+void Connection::StartWrite() {
+  if (writing_ || out_.empty() || state_ != State::kOpen) return;
+  wbuf_.swap(out_);
+  out_.clear();
+  writing_ = true;
+  asio::async_write(
+      socket_, asio::buffer(wbuf_),
+      [self = shared_from_this(), gen = generation_](const boost::system::error_code& ec, size_t) {
+        if (gen != self->generation_) return;
+        self->writing_ = false;
+        self->wbuf_.clear();
+        if (ec) {
+          self->Close("write: " + ec.message());
+          self->Deliver();
+          return;
+        }
+        self->StartWrite();
+      });
 }
 
 void Connection::FailAll(const core::Status& why) {
-  std::vector<Pending*> all(queue_.begin(), queue_.end());
-  for (auto& [tid, p] : in_flight_) all.push_back(p);
+  std::vector<Request*> all(queue_.begin(), queue_.end());
+  for (Request*& r : slots_)
+    if (r) {
+      all.push_back(r);
+      r = nullptr;
+    }
   queue_.clear();
-  in_flight_.clear();
-  for (Pending* p : all) Finish(p, why);
+  in_flight_ = 0;
+  for (Request* r : all) Complete(r, why);
 }
 
 void Connection::Close(const std::string& why) {
@@ -152,8 +281,10 @@ void Connection::Teardown(const std::string& why) {
   state_ = State::kClosed;
   boost::system::error_code ignored;
   socket_.close(ignored);
-  outbox_.clear();
+  out_.clear();
+  wbuf_ = {};  // the aborted write no longer uses it
   writing_ = false;
+  have_ = 0;
   FailAll(core::Status::Unavailable(name_ + ": " + why));
 }
 
@@ -161,6 +292,9 @@ void Connection::Shutdown() {
   if (state_ == State::kShutdown) return;
   Teardown("poller stopped");
   state_ = State::kShutdown;
+  sweep_.cancel();
+  sweep_at_ = Clock::time_point::max();
+  Deliver();
 }
 
 awaitable<void> Connection::ConnectLoop(std::shared_ptr<Connection> self) {
@@ -195,82 +329,77 @@ awaitable<void> Connection::ConnectLoop(std::shared_ptr<Connection> self) {
     socket_.close(ignored);
     state_ = State::kClosed;
     FailAll(core::Status::Unavailable("connect " + name_ + ": " + what));
+    Deliver();
     co_return;
   }
   socket_.set_option(tcp::no_delay(true), ec);
   state_ = State::kOpen;
   ++stats_.connects;
   last_rx_ = Clock::now();
-  asio::co_spawn(ex_, ReadLoop(self, gen), asio::detached);
+  have_ = 0;
+  StartRead(gen);
   Pump();
 }
 
-awaitable<void> Connection::WriteLoop(std::shared_ptr<Connection> self, uint64_t gen) {
-  boost::system::error_code ec;
-  while (gen == generation_ && !outbox_.empty()) {
-    std::vector<uint8_t> buf;  // every queued request in one write
-    for (const auto& frame : outbox_) buf.insert(buf.end(), frame.begin(), frame.end());
-    outbox_.clear();
-    co_await asio::async_write(socket_, asio::buffer(buf),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    if (gen != generation_) co_return;
-    if (ec) {
-      self->Close("write: " + ec.message());
-      co_return;
-    }
-  }
-  if (gen == generation_) writing_ = false;
+void Connection::StartRead(uint64_t gen) {
+  if (have_ == rbuf_.size()) rbuf_.resize(rbuf_.size() * 2);  // a frame is at most 260 bytes
+  socket_.async_read_some(asio::buffer(rbuf_.data() + have_, rbuf_.size() - have_),
+                          [self = shared_from_this(), gen](const boost::system::error_code& ec,
+                                                           size_t n) { self->OnRead(gen, ec, n); });
 }
 
-// Reads whatever has arrived (one receive for many replies under load) and
-// takes every complete frame out of the buffer.
-awaitable<void> Connection::ReadLoop(std::shared_ptr<Connection> self, uint64_t gen) {
-  std::vector<uint8_t> buf(16 * 1024);
-  size_t have = 0;
-  boost::system::error_code ec;
-  while (gen == generation_) {
-    if (have == buf.size()) buf.resize(buf.size() * 2);  // a frame is at most 260 bytes
-    size_t n = co_await socket_.async_read_some(asio::buffer(buf.data() + have, buf.size() - have),
-                                                asio::redirect_error(asio::use_awaitable, ec));
-    if (gen != generation_) co_return;
-    if (ec) {
-      self->Close(ec == asio::error::eof ? "closed by the device" : "read: " + ec.message());
-      co_return;
-    }
-    have += n;
-    last_rx_ = Clock::now();
-    size_t at = 0;
-    while (have - at >= kMbapHeaderSize) {
-      auto h = DecodeMbapHeader(std::span<const uint8_t>(buf.data() + at, kMbapHeaderSize));
-      if (!h.ok()) {  // the byte stream cannot be trusted any more
-        self->Close(h.status().message());
-        co_return;
-      }
-      const size_t frame = kMbapHeaderSize + h->length - 1u;
-      if (have - at < frame) break;  // the rest of it is still on its way
-      std::vector<uint8_t> pdu(buf.begin() + static_cast<long>(at + kMbapHeaderSize),
-                               buf.begin() + static_cast<long>(at + frame));
-      at += frame;
-      auto it = in_flight_.find(h->transaction_id);
-      if (it == in_flight_.end()) {
-        ++stats_.late_replies;  // its request already timed out
-        continue;
-      }
-      Pending* p = it->second;
-      in_flight_.erase(it);
-      if (h->unit != p->unit)
-        Finish(p, core::Status::InvalidArgument(
-                      "reply for transaction " + std::to_string(h->transaction_id) + " from unit " +
-                      std::to_string(h->unit) + ", sent to unit " + std::to_string(p->unit)));
-      else
-        Finish(p, std::move(pdu));
-    }
-    if (at > 0) {
-      std::memmove(buf.data(), buf.data() + at, have - at);
-      have -= at;
-    }
-    Pump();
+// Takes every complete frame out of what has arrived (one receive for many
+// replies under load), then hands the finished polls back.
+void Connection::OnRead(uint64_t gen, const boost::system::error_code& ec, size_t n) {
+  if (gen != generation_) return;
+  if (ec) {
+    Close(ec == asio::error::eof ? "closed by the device" : "read: " + ec.message());
+    Deliver();
+    return;
   }
+  have_ += n;
+  last_rx_ = Clock::now();
+  size_t at = 0;
+  while (have_ - at >= kMbapHeaderSize) {
+    auto h = DecodeMbapHeader(std::span<const uint8_t>(rbuf_.data() + at, kMbapHeaderSize));
+    if (!h.ok()) {  // the byte stream cannot be trusted any more
+      Close(h.status().message());
+      Deliver();
+      return;
+    }
+    const size_t frame = kMbapHeaderSize + h->length - 1u;
+    if (have_ - at < frame) break;  // the rest of it is still on its way
+    OnFrame(*h,
+            std::span<const uint8_t>(rbuf_.data() + at + kMbapHeaderSize, frame - kMbapHeaderSize));
+    at += frame;
+  }
+  if (at > 0) {
+    std::memmove(rbuf_.data(), rbuf_.data() + at, have_ - at);
+    have_ -= at;
+  }
+  Pump();
+  Deliver();  // may submit the next polls, or even shut the link down
+  if (gen == generation_) StartRead(gen);
+}
+
+void Connection::OnFrame(const MbapHeader& h, std::span<const uint8_t> pdu) {
+  Request* r = slots_[h.transaction_id & kSlotMask];
+  if (!r || r->tid != h.transaction_id || r->state != ReadBatch::Request::State::kSent) {
+    ++stats_.late_replies;  // its request already timed out
+    return;
+  }
+  slots_[h.transaction_id & kSlotMask] = nullptr;
+  --in_flight_;
+  ++stats_.answers;
+  ReadBatch* b = r->batch;
+  if (h.unit != b->unit) {
+    Complete(r, core::Status::InvalidArgument(
+                    "reply for transaction " + std::to_string(h.transaction_id) + " from unit " +
+                    std::to_string(h.unit) + ", sent to unit " + std::to_string(b->unit)));
+    return;
+  }
+  const ReadBlock& blk = b->blocks[r->index];
+  Complete(r, DecodeReadResponseInto(pdu, blk.fc, blk.count, &b->data[r->index]));
 }
 
 }  // namespace sitepower::modbus

@@ -202,3 +202,101 @@ TEST(ConnectionTest, PollerSharesOneConnectionPerEndpoint) {
 
 }  // namespace
 }  // namespace sitepower::modbus
+
+namespace sitepower::modbus {
+namespace {
+
+// The poller's path: a ReadBatch per poll, handed back through on_done.
+TEST(ConnectionBatchTest, APollsBlocksArePipelinedAndComeBackTogether) {
+  testing::TestServer server(0, 300, nullptr);
+  asio::io_context io;
+  auto conn = std::make_shared<Connection>(io.get_executor(), "127.0.0.1", server.port(), 8,
+                                           core::Millis(2000));
+  const std::vector<ReadBlock> blocks = {{Function::kReadHoldingRegisters, 10, 3},
+                                         {Function::kReadHoldingRegisters, 100, 2},
+                                         {Function::kReadDiscreteInputs, 0, 3}};
+  ReadBatch batch;
+  batch.unit = 3;
+  batch.blocks = blocks;
+  batch.timeout = core::Millis(2000);
+  int done = 0;
+  batch.on_done = [&](ReadBatch&) { ++done; };
+  ASSERT_TRUE(conn->Submit(&batch));
+  EXPECT_EQ(done, 0);  // never from inside Submit
+  EXPECT_EQ(conn->outstanding(), 3u);
+  while (done == 0) io.run_one();
+  ASSERT_TRUE(batch.status.ok()) << batch.status.ToString();
+  ASSERT_EQ(batch.data.size(), 3u);
+  EXPECT_EQ(batch.data[0], (std::vector<uint16_t>{10, 11, 12}));
+  EXPECT_EQ(batch.data[1], (std::vector<uint16_t>{100, 101}));
+  EXPECT_EQ(batch.data[2].size(), 3u);
+  EXPECT_EQ(conn->stats().max_in_flight_seen, 3u);  // all three on the wire at once
+  // The same batch again (the poller reuses it every poll).
+  ASSERT_TRUE(conn->Submit(&batch));
+  while (done == 1) io.run_one();
+  EXPECT_TRUE(batch.status.ok());
+  EXPECT_EQ(batch.data[1], (std::vector<uint16_t>{100, 101}));
+  EXPECT_EQ(conn->outstanding(), 0u);
+  Finish(io, *conn);
+}
+
+TEST(ConnectionBatchTest, AMuteUnitsBatchFailsAtItsDeadlineNamingTheRegister) {
+  testing::TestServer server(0, 100, nullptr, /*mute=*/{9});
+  asio::io_context io;
+  auto conn = std::make_shared<Connection>(io.get_executor(), "127.0.0.1", server.port(), 8,
+                                           core::Millis(2000));
+  const std::vector<ReadBlock> blocks = {{Function::kReadHoldingRegisters, 20, 2},
+                                         {Function::kReadHoldingRegisters, 40, 2}};
+  ReadBatch mute, good;
+  mute.unit = 9;
+  good.unit = 1;
+  for (ReadBatch* b : {&mute, &good}) {
+    b->blocks = blocks;
+    b->timeout = core::Millis(200);
+  }
+  int mute_done = 0, good_done = 0;
+  mute.on_done = [&](ReadBatch&) { ++mute_done; };
+  good.on_done = [&](ReadBatch& b) {
+    if (++good_done < 10 && b.status.ok()) conn->Submit(&b);  // keeps polling meanwhile
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  conn->Submit(&mute);
+  conn->Submit(&good);
+  while (mute_done == 0 || good_done < 10) io.run_one();
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(mute.status.code(), core::Status::Code::kDeadlineExceeded);
+  EXPECT_NE(mute.status.message().find("unit 9 fc 3 register 20+2"), std::string::npos)
+      << mute.status.message();
+  EXPECT_GE(waited, std::chrono::milliseconds(200));
+  EXPECT_TRUE(good.status.ok()) << good.status.ToString();
+  EXPECT_EQ(conn->stats().drops, 0u);  // the others kept the link alive
+  Finish(io, *conn);
+}
+
+TEST(ConnectionBatchTest, ShutdownFinishesPendingBatchesAndRefusesLaterOnes) {
+  testing::TestServer server(0, 100, nullptr, /*mute=*/{5});
+  asio::io_context io;
+  auto conn = std::make_shared<Connection>(io.get_executor(), "127.0.0.1", server.port(), 8,
+                                           core::Millis(2000));
+  const std::vector<ReadBlock> blocks = {{Function::kReadHoldingRegisters, 0, 1}};
+  ReadBatch b;
+  b.unit = 5;
+  b.blocks = blocks;
+  b.timeout = core::Millis(5000);
+  int done = 0;
+  b.on_done = [&](ReadBatch&) { ++done; };
+  conn->Submit(&b);
+  for (int i = 0; i < 50 && conn->stats().connects == 0; ++i) io.run_one();
+  conn->Shutdown();
+  EXPECT_EQ(done, 1);  // before Shutdown returned
+  EXPECT_EQ(b.status.code(), core::Status::Code::kUnavailable);
+  conn->Submit(&b);
+  EXPECT_EQ(done, 1);
+  io.restart();
+  io.run();
+  EXPECT_EQ(done, 2);
+  EXPECT_NE(b.status.message().find("poller stopped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sitepower::modbus

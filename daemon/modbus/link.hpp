@@ -11,7 +11,11 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,7 +28,37 @@ namespace sitepower::modbus {
 struct LinkStats {
   uint64_t connects = 0, connect_failures = 0, requests = 0, timeouts = 0, late_replies = 0,
            drops = 0;
+  uint64_t answers = 0;  // replies matched to their request (data or a Modbus exception)
   size_t max_in_flight_seen = 0;
+};
+
+// One poll's reads from one unit, owned by whoever submits it and reused from
+// poll to poll (no allocation once warm). While submitted it belongs to the
+// link; `on_done` hands it back.
+struct ReadBatch {
+  // In.
+  uint8_t unit = 0;
+  std::span<const ReadBlock> blocks;
+  core::Millis timeout{1500};  // per request, from when it is sent
+  // Called once per Submit on the link's thread, never from inside Submit.
+  std::function<void(ReadBatch&)> on_done;
+  std::shared_ptr<void> owner;  // kept alive until on_done has returned
+  // Out.
+  std::vector<std::vector<uint16_t>> data;  // one per block
+  core::Status status;                      // the first error (in block order), naming it
+
+  // The link's bookkeeping.
+  struct Request {
+    ReadBatch* batch = nullptr;
+    size_t index = 0;
+    enum class State : uint8_t { kIdle, kQueued, kSent, kDone } state = State::kIdle;
+    uint16_t tid = 0;
+    std::chrono::steady_clock::time_point sent_at{}, deadline{};
+    core::Status status;
+  };
+  std::vector<Request> requests;
+  size_t remaining = 0;
+  std::chrono::steady_clock::time_point queue_deadline{};
 };
 
 class Link {
@@ -36,6 +70,23 @@ class Link {
   // unit, function code and register.
   virtual boost::asio::awaitable<core::Result<std::vector<uint16_t>>> Transact(
       uint8_t unit, ReadBlock block, core::Millis timeout) = 0;
+  // Reads every block of `blocks` from `unit` (one poll), pipelined where the
+  // link allows, into `out` (one vector per block; capacity reused). The
+  // first error (in block order) is returned, naming the block. The default
+  // reads the blocks one after the other with Transact.
+  virtual boost::asio::awaitable<core::Status> TransactAll(uint8_t unit,
+                                                           std::span<const ReadBlock> blocks,
+                                                           core::Millis timeout,
+                                                           std::vector<std::vector<uint16_t>>* out);
+  // The allocation-free path for a poll: queues `batch` and returns at once;
+  // `batch->on_done` runs when every block is read or failed. Links that do
+  // not have it return false (the poller then drives them through
+  // TransactAll). After Shutdown, a submitted batch is finished at once.
+  virtual bool Submit(ReadBatch* /*batch*/) { return false; }
+  // Requests queued or in flight right now (the bench's "in flight").
+  virtual size_t outstanding() const { return 0; }
+  // How many requests may be on the wire at once (1 for a sequential bus).
+  virtual size_t in_flight_limit() const { return 1; }
   // Lowers the in-flight limit (several maps on one endpoint: the strictest
   // wins). A bus that is sequential by nature ignores it.
   virtual void LimitInFlight(size_t n) = 0;

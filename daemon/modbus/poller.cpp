@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "modbus/connection.hpp"
 #include "modbus/link.hpp"
 #include "modbus/rtu_link.hpp"
+#include "modbus/schedule.hpp"
 #include "modbus/sunspec.hpp"
 
 namespace sitepower::modbus {
@@ -26,15 +28,14 @@ struct RelocatedMaps {
   std::map<std::string, std::unique_ptr<RegisterMap>> by_chain;
 };
 
-struct Poller::Device {
-  Device(asio::io_context& io, DeviceSpec s, const RegisterMap& m, std::shared_ptr<Link> c,
+struct Poller::Device : std::enable_shared_from_this<Poller::Device> {
+  Device(DeviceSpec s, const RegisterMap& m, std::shared_ptr<Link> c,
          std::shared_ptr<RelocatedMaps> maps)
       : spec(std::move(s)),
         base_map(m),
         map(&m),
         relocated(std::move(maps)),
         conn(std::move(c)),
-        tick(io),
         rng(static_cast<unsigned>(std::hash<std::string>()(spec.site))) {}
   DeviceSpec spec;
   const RegisterMap& base_map;  // as written (common SunSpec layout)
@@ -42,10 +43,69 @@ struct Poller::Device {
   std::shared_ptr<RelocatedMaps> relocated;
   bool located = false;        // SunSpec chain discovered and cached
   std::shared_ptr<Link> conn;  // shared by every unit on this endpoint
-  asio::steady_timer tick;     // between polls
   std::minstd_rand rng;        // backoff jitter, seeded per site: reproducible
+  ReadBatch batch;             // one poll's requests and data; reused
+  double phase = 0;            // where in each interval this device polls, 0..1
+  uint64_t seq = 0;            // bumped on every (re)schedule: stale entries are skipped
   int failures = 0;
   bool fast = false;
+  bool busy = false;  // a poll (or SunSpec discovery) is under way
+  bool stopped = false;
+};
+
+using SteadyClock = std::chrono::steady_clock;
+
+// A min-heap of (when, device) and one timer at its top, instead of a timer
+// per device: 100,000 devices cost one timer, and devices due at the same
+// instant (one endpoint's group) are started in the same turn, so their
+// requests leave in one write.
+struct Poller::Scheduler : std::enable_shared_from_this<Poller::Scheduler> {
+  using Timer = asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyClock>,
+                                           asio::io_context::executor_type>;
+  struct Due {
+    SteadyClock::time_point at;
+    uint64_t seq;
+    Device* device;
+    bool operator>(const Due& o) const { return at > o.at; }
+  };
+  Scheduler(asio::io_context& io, std::function<void(Device*)> start_poll)
+      : timer(io.get_executor()), start(std::move(start_poll)) {}
+  // Polls `d` at `at` (replacing whatever it had planned).
+  void At(Device* d, SteadyClock::time_point at) {
+    if (stopped) return;
+    heap.push_back({at, ++d->seq, d});
+    std::push_heap(heap.begin(), heap.end(), std::greater<>());
+    Arm(at);
+  }
+  void Arm(SteadyClock::time_point at) {
+    if (at >= armed) return;
+    armed = at;
+    timer.expires_at(at);  // an earlier wait ends with operation_aborted
+    timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec != asio::error::operation_aborted) self->Fire();
+    });
+  }
+  void Fire() {
+    armed = SteadyClock::time_point::max();
+    const auto now = SteadyClock::now();
+    while (!stopped && !heap.empty() && heap.front().at <= now) {
+      std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+      const Due due = heap.back();
+      heap.pop_back();
+      if (due.seq == due.device->seq && !due.device->stopped) start(due.device);
+    }
+    if (!stopped && !heap.empty()) Arm(heap.front().at);
+  }
+  void Stop() {
+    stopped = true;
+    heap.clear();
+    timer.cancel();
+  }
+  Timer timer;
+  std::function<void(Device*)> start;
+  SteadyClock::time_point armed = SteadyClock::time_point::max();
+  std::vector<Due> heap;
+  SteadyClock::time_point epoch{};  // the poll grid's origin
   bool stopped = false;
 };
 
@@ -61,10 +121,10 @@ awaitable<core::Result<std::vector<uint16_t>>> Read(const DevicePtr& d, ReadBloc
 // Finds the device's SunSpec chain once and caches the relocated map; a
 // device whose model moved (firmware update) is found again after a refusal.
 awaitable<core::Status> Locate(DevicePtr d, core::Millis timeout) {
-  if (!d->base_map.sunspec_model || d->located) co_return core::Status::Ok();
   SunSpecWalker walker;
   while (auto next = walker.Next()) {
     auto r = co_await Read(d, *next, timeout);
+    if (d->stopped) co_return core::Status::Unavailable("poller stopped");
     if (r.ok())
       walker.Feed(*r);
     else if (r.status().code() == core::Status::Code::kFailedPrecondition)
@@ -86,61 +146,25 @@ awaitable<core::Status> Locate(DevicePtr d, core::Millis timeout) {
 
 // Exponential backoff with +-20 % jitter after consecutive failures, capped at
 // 60 s, so a gateway that comes back is not hit by every device at once.
-core::Millis NextDelay(Poller::Device& d, const PollerOptions& o) {
+core::Millis BackoffDelay(Poller::Device& d, const PollerOptions& o) {
+  if (d.failures == 0) return core::Millis(0);
   core::Millis base = d.fast ? o.on_battery_interval : o.interval;
-  if (d.failures == 0) return base;
   double factor = std::pow(2.0, std::min(d.failures - 1, 6));
   double ms = std::min(60000.0, std::max<double>(static_cast<double>(base.count()), 0.0) * factor);
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
   return core::Millis(static_cast<long>(ms * jitter(d.rng)));
 }
 
-awaitable<void> PollLoop(std::shared_ptr<Poller::Device> d, const core::Clock* clock,
-                         PollerOptions options, Poller::Sink sink) {
-  // Spread first polls over a whole interval so that a region (or a gateway
-  // with a hundred units) does not ask everything in the same instant.
-  std::uniform_int_distribution<long> stagger(0, std::max<long>(0, options.interval.count()));
-  boost::system::error_code ec;
-  d->tick.expires_after(core::Millis(stagger(d->rng)));
-  co_await d->tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  while (!d->stopped) {
-    core::Status st = co_await Locate(d, options.timeout);
-    std::vector<std::vector<uint16_t>> data;
-    for (size_t i = 0; st.ok() && i < d->map->blocks.size() && !d->stopped; ++i) {
-      auto r = co_await Read(d, d->map->blocks[i], options.timeout);
-      if (r.ok())
-        data.push_back(std::move(*r));
-      else
-        st = r.status();
-    }
-    if (d->stopped) co_return;
-    Reading reading;
-    if (st.ok()) {
-      std::vector<std::string> problems;
-      reading = DecodeReading(*d->map, data, clock->Now(), &problems);
-      d->failures = 0;
-    } else {
-      reading.at = clock->Now();
-      reading.poll_ok = false;
-      reading.error = "site " + d->spec.site + " (" + d->spec.host + ":" +
-                      std::to_string(d->spec.port) + " unit " + std::to_string(d->spec.unit) +
-                      "): " + st.message();
-      ++d->failures;
-      // A refused read may mean the model moved: look for it again. (Links
-      // are the connection's business: it drops and reopens them itself.)
-      if (st.code() == core::Status::Code::kFailedPrecondition) d->located = false;
-    }
-    sink(d->spec.site, reading);
-    d->tick.expires_after(NextDelay(*d, options));
-    co_await d->tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-}
-
 }  // namespace
 
 Poller::Poller(asio::io_context& io, const core::Clock& clock, const MapRegistry& maps,
                PollerOptions options, Sink sink)
-    : io_(io), clock_(clock), maps_(maps), options_(options), sink_(std::move(sink)) {}
+    : io_(io),
+      clock_(clock),
+      maps_(maps),
+      options_(options),
+      sink_(std::move(sink)),
+      scheduler_(std::make_shared<Scheduler>(io, [this](Device* d) { StartPoll(d); })) {}
 
 Poller::~Poller() { Stop(); }
 
@@ -197,31 +221,146 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
     conn->LimitInFlight(map->max_in_flight);
   }
   if (!relocated_) relocated_ = std::make_shared<RelocatedMaps>();
-  auto d = std::make_shared<Device>(io_, spec, *map, conn, relocated_);
+  auto d = std::make_shared<Device>(spec, *map, conn, relocated_);
+  d->batch.unit = static_cast<uint8_t>(spec.unit);
+  d->batch.timeout = options_.timeout;
+  d->batch.on_done = [this, raw = d.get()](ReadBatch&) { OnPolled(raw); };
   devices_[spec.site] = d;
-  if (started_) asio::co_spawn(io_, PollLoop(d, &clock_, options_, sink_), asio::detached);
+  by_link_[conn.get()].push_back(d.get());
+  if (started_) {
+    // Joins the running grid at a phase of its own.
+    d->phase = static_cast<double>(std::hash<std::string>()(spec.site) % 10007) / 10007.0;
+    scheduler_->At(d.get(),
+                   NextSlot(scheduler_->epoch, options_.interval, d->phase, SteadyClock::now()));
+  }
   return core::Status::Ok();
+}
+
+void Poller::StartPoll(Device* d) {
+  d->busy = true;
+  if (d->base_map.sunspec_model && !d->located) {
+    // Discovery is rare (once per device, again after a refusal): a coroutine.
+    asio::co_spawn(
+        io_,
+        [](Poller* p, DevicePtr d, core::Millis timeout) -> awaitable<void> {
+          core::Status st = co_await Locate(d, timeout);
+          if (d->stopped) co_return;
+          if (st.ok()) {
+            p->SubmitPoll(d.get());
+          } else {
+            d->batch.status = st;
+            p->OnPolled(d.get());
+          }
+        }(this, d->shared_from_this(), options_.timeout),
+        asio::detached);
+    return;
+  }
+  SubmitPoll(d);
+}
+
+void Poller::SubmitPoll(Device* d) {
+  d->batch.blocks = d->map->blocks;
+  d->batch.owner = d->shared_from_this();
+  if (d->conn->Submit(&d->batch)) return;
+  d->batch.owner.reset();
+  // A link without the batch path (an RTU bus): its coroutine interface.
+  asio::co_spawn(
+      io_,
+      [](Poller* p, DevicePtr d) -> awaitable<void> {
+        d->batch.status = co_await d->conn->TransactAll(d->batch.unit, d->batch.blocks,
+                                                        d->batch.timeout, &d->batch.data);
+        if (!d->stopped) p->OnPolled(d.get());
+      }(this, d->shared_from_this()),
+      asio::detached);
+}
+
+// Runs when a poll is finished (on the link's turn of the event loop). Every
+// path that touches the poller checks `stopped` first: after Stop the poller
+// may be gone.
+void Poller::OnPolled(Device* d) {
+  d->busy = false;
+  if (d->stopped) return;
+  Reading reading;
+  const core::Status& st = d->batch.status;
+  if (st.ok()) {
+    std::vector<std::string> problems;
+    reading = DecodeReading(*d->map, d->batch.data, clock_.Now(), &problems);
+    d->failures = 0;
+  } else {
+    reading.at = clock_.Now();
+    reading.poll_ok = false;
+    reading.error = "site " + d->spec.site + " (" + d->conn->name() + " unit " +
+                    std::to_string(d->spec.unit) + "): " + st.message();
+    ++d->failures;
+    // A refused read may mean the model moved: look for it again. (Links
+    // are the connection's business: it drops and reopens them itself.)
+    if (st.code() == core::Status::Code::kFailedPrecondition) d->located = false;
+  }
+  sink_(d->spec.site, reading);
+  if (d->stopped) return;
+  const core::Millis interval = d->fast ? options_.on_battery_interval : options_.interval;
+  // The next slot after this poll (a slow poll skips the slots it overran).
+  scheduler_->At(d, NextSlot(scheduler_->epoch, interval, d->phase,
+                             SteadyClock::now() + BackoffDelay(*d, options_)));
 }
 
 void Poller::SetFastPoll(const core::SiteId& site, bool fast) {
   auto it = devices_.find(site);
   if (it == devices_.end() || it->second->fast == fast) return;
-  it->second->fast = fast;
-  if (fast) it->second->tick.cancel();  // poll a site that just lost mains right away
+  Device* d = it->second.get();
+  d->fast = fast;
+  // A site that just lost mains is polled right away (unless a poll is under
+  // way: the next one then follows the fast grid).
+  if (fast && started_ && !d->busy) scheduler_->At(d, SteadyClock::now());
+}
+
+void Poller::AssignPhases() {
+  // schedule.hpp: groups that fit each endpoint's pipeline, spread evenly.
+  size_t e = 0;
+  for (auto& [endpoint, link] : links_) {  // by name: the same phases every run
+    auto it = by_link_.find(link.get());
+    if (it == by_link_.end()) continue;
+    const auto& devices = it->second;
+    const size_t group =
+        PollGroupSize(link->in_flight_limit(), devices.front()->base_map.blocks.size());
+    for (size_t i = 0; i < devices.size(); ++i)
+      devices[i]->phase = PollPhase(i, devices.size(), group, e, links_.size());
+    ++e;
+  }
 }
 
 void Poller::Start() {
   if (started_) return;
   started_ = true;
+  const auto now = SteadyClock::now();
+  scheduler_->epoch = now;
+  AssignPhases();
   for (auto& [site, d] : devices_)
-    asio::co_spawn(io_, PollLoop(d, &clock_, options_, sink_), asio::detached);
+    scheduler_->At(d.get(), NextSlot(now, options_.interval, d->phase, now));
+}
+
+PollerStats Poller::stats() const {
+  PollerStats s;
+  s.devices = devices_.size();
+  s.links = links_.size();
+  for (const auto& [site, d] : devices_) s.polls_under_way += d->busy ? 1 : 0;
+  for (const auto& [endpoint, l] : links_) {
+    s.outstanding += l->outstanding();
+    const LinkStats& ls = l->stats();
+    s.requests += ls.requests;
+    s.answers += ls.answers;
+    s.timeouts += ls.timeouts;
+    s.connects += ls.connects;
+    s.connect_failures += ls.connect_failures;
+    s.drops += ls.drops;
+    s.late_replies += ls.late_replies;
+  }
+  return s;
 }
 
 void Poller::Stop() {
-  for (auto& [site, d] : devices_) {
-    d->stopped = true;
-    d->tick.cancel();
-  }
+  for (auto& [site, d] : devices_) d->stopped = true;
+  scheduler_->Stop();
   for (auto& [endpoint, c] : links_) c->Shutdown();
 }
 

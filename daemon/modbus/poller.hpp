@@ -12,6 +12,9 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
+#include <vector>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,6 +74,14 @@ struct PollerOptions {
   int mains_fail_confirm = 2;
 };
 
+struct PollerStats {
+  size_t devices = 0, links = 0;
+  size_t polls_under_way = 0;  // sites whose poll is in flight right now
+  size_t outstanding = 0;      // requests queued or on the wire right now
+  uint64_t requests = 0, answers = 0, timeouts = 0, connects = 0, connect_failures = 0, drops = 0,
+           late_replies = 0;
+};
+
 class Poller {
  public:
   using Sink = std::function<void(const core::SiteId&, const Reading&)>;
@@ -87,8 +98,10 @@ class Poller {
   void SetFastPoll(const core::SiteId& site, bool fast);
   void Start();
   void Stop();  // cancels every request and timer; safe to destroy afterwards
+  PollerStats stats() const;
 
-  struct Device;  // one controller's connection and poll loop (poller.cpp)
+  struct Device;     // one controller: its link, map, schedule and batch (poller.cpp)
+  struct Scheduler;  // when each device polls next: one timer for all (poller.cpp)
 
  private:
   boost::asio::io_context& io_;
@@ -99,8 +112,14 @@ class Poller {
   std::map<core::SiteId, std::shared_ptr<Device>> devices_;
   // By endpoint: "host:port", "rtu+tcp://host:port" or "rtu:/dev/ttyS1".
   std::map<std::string, std::shared_ptr<Link>> links_;
+  std::map<Link*, std::vector<Device*>> by_link_;  // for the poll phases
   std::shared_ptr<RelocatedMaps> relocated_;
+  std::shared_ptr<Scheduler> scheduler_;  // shared with its pending timer handler
   bool started_ = false;
+  void AssignPhases();
+  void StartPoll(Device* d);
+  void SubmitPoll(Device* d);
+  void OnPolled(Device* d);
 };
 
 }  // namespace sitepower::modbus

@@ -1,0 +1,39 @@
+#include "modbus/schedule.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sitepower::modbus {
+
+double PollPhase(size_t index, size_t units, size_t group, size_t endpoint, size_t endpoints) {
+  group = std::max<size_t>(1, group);
+  endpoints = std::max<size_t>(1, endpoints);
+  const size_t groups = std::max<size_t>(1, (units + group - 1) / group);
+  const double slot = 1.0 / static_cast<double>(groups);
+  const double phase =
+      static_cast<double>(index / group) * slot +
+      slot * static_cast<double>(endpoint % endpoints) / static_cast<double>(endpoints);
+  return phase - std::floor(phase);
+}
+
+size_t PollGroupSize(size_t in_flight, size_t blocks) {
+  return std::max<size_t>(1, in_flight / std::max<size_t>(1, blocks));
+}
+
+std::chrono::steady_clock::time_point NextSlot(std::chrono::steady_clock::time_point epoch,
+                                               core::Millis interval, double phase,
+                                               std::chrono::steady_clock::time_point earliest) {
+  if (interval.count() <= 0) return earliest;
+  using Ms = std::chrono::duration<double, std::milli>;
+  const double iv = static_cast<double>(interval.count());
+  const double since = Ms(earliest - epoch).count();
+  double k = std::max(0.0, std::ceil(since / iv - phase));
+  auto at =
+      epoch + std::chrono::duration_cast<std::chrono::steady_clock::duration>(Ms((k + phase) * iv));
+  if (at < earliest)
+    at = epoch + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                     Ms((k + 1 + phase) * iv));  // rounding
+  return at;
+}
+
+}  // namespace sitepower::modbus
