@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include <cstring>
+#include <functional>
 
 namespace sitepower::modbus {
 
@@ -37,7 +38,8 @@ Connection::Connection(asio::io_context::executor_type ex, std::string host, uin
       connect_timeout_(connect_timeout),
       socket_(ex),
       rbuf_(16 * 1024),
-      sweep_(ex) {}
+      sweep_(ex),
+      jitter_state_(static_cast<uint32_t>(std::hash<std::string>()(name_)) | 1u) {}
 
 awaitable<core::Result<std::vector<uint16_t>>> Connection::Transact(uint8_t unit, ReadBlock b,
                                                                     core::Millis timeout) {
@@ -137,6 +139,15 @@ void Connection::Deliver() {
   }
 }
 
+void Connection::PostDeliver() {
+  if (deliver_posted_ || finished_.empty()) return;
+  deliver_posted_ = true;
+  asio::post(ex_, [self = shared_from_this()]() {
+    self->deliver_posted_ = false;
+    self->Deliver();
+  });
+}
+
 void Connection::Forget(ReadBatch* b) {
   for (Request& r : b->requests) {
     if (r.state == ReadBatch::Request::State::kQueued) {
@@ -206,6 +217,20 @@ void Connection::Sweep() {
 void Connection::Pump() {
   if (state_ == State::kShutdown || queue_.empty()) return;
   if (state_ == State::kClosed) {
+    if (const auto now = Clock::now(); now < reconnect_at_) {
+      // Backing off after a failed connect: fail at once, do not knock again.
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(reconnect_at_ - now);
+      const core::Status why =
+          core::Status::Unavailable("connect " + name_ + ": " + connect_error_ +
+                                    " (next attempt in " + std::to_string(wait.count()) + " ms)");
+      while (!queue_.empty()) {
+        Request* r = queue_.front();
+        queue_.pop_front();
+        Complete(r, why);
+      }
+      PostDeliver();
+      return;
+    }
     state_ = State::kConnecting;
     asio::co_spawn(ex_, ConnectLoop(shared_from_this()), asio::detached);
     return;
@@ -328,6 +353,12 @@ awaitable<void> Connection::ConnectLoop(std::shared_ptr<Connection> self) {
     boost::system::error_code ignored;
     socket_.close(ignored);
     state_ = State::kClosed;
+    connect_error_ = what;
+    connect_backoff_ = std::clamp(connect_backoff_ * 2, core::Millis(250), core::Millis(30000));
+    jitter_state_ = jitter_state_ * 1664525u + 1013904223u;  // LCG: reproducible per endpoint
+    const double jitter = 0.8 + 0.4 * static_cast<double>(jitter_state_ >> 8) / 16777216.0;
+    reconnect_at_ =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(connect_backoff_ * jitter);
     FailAll(core::Status::Unavailable("connect " + name_ + ": " + what));
     Deliver();
     co_return;
@@ -335,6 +366,8 @@ awaitable<void> Connection::ConnectLoop(std::shared_ptr<Connection> self) {
   socket_.set_option(tcp::no_delay(true), ec);
   state_ = State::kOpen;
   ++stats_.connects;
+  connect_backoff_ = core::Millis(0);
+  reconnect_at_ = {};
   last_rx_ = Clock::now();
   have_ = 0;
   StartRead(gen);

@@ -5,7 +5,10 @@
 // own deadline. One silent unit behind a gateway does not cost the others the
 // link: the connection is only dropped when the whole endpoint has gone quiet,
 // when the byte stream is garbage, or on a socket error. It reconnects by
-// itself when a request arrives (the device loops add backoff with jitter).
+// itself when a request arrives. After a failed connect it waits (250 ms,
+// doubling to 30 s, +-20 % jitter) and fails requests at once meanwhile, so
+// a dead gateway with a hundred units sees one connect per backoff period,
+// not one per unit, and a region whose backhaul returns is not stormed.
 //
 // Cost (sitepower-pollbench): requests queued in one turn of the event loop
 // (a gateway's units polled together) leave in one write; replies that
@@ -91,6 +94,7 @@ class Connection final : public Link, public std::enable_shared_from_this<Connec
   void ArmSweep(Clock::time_point deadline);
   void Sweep();
   void Deliver();             // hands finished batches back (their on_done)
+  void PostDeliver();         // the same, after this turn (for paths inside Submit)
   void Forget(ReadBatch* b);  // a batch that goes away while submitted
   void FailAll(const core::Status& why);
   void Teardown(const std::string& why);  // Close without counting a drop
@@ -118,6 +122,11 @@ class Connection final : public Link, public std::enable_shared_from_this<Connec
   Timer sweep_;  // the earliest deadline of anything queued or in flight
   Clock::time_point sweep_at_ = Clock::time_point::max();
   Clock::time_point last_rx_{};
+  Clock::time_point reconnect_at_{};  // no connect before this (after a failed one)
+  core::Millis connect_backoff_{0};
+  std::string connect_error_;  // why the last connect failed
+  uint32_t jitter_state_;      // backoff jitter, seeded from the endpoint's name
+  bool deliver_posted_ = false;
   LinkStats stats_;
 };
 

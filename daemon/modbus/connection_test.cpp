@@ -298,5 +298,43 @@ TEST(ConnectionBatchTest, ShutdownFinishesPendingBatchesAndRefusesLaterOnes) {
   EXPECT_NE(b.status.message().find("poller stopped"), std::string::npos);
 }
 
+TEST(ConnectionBatchTest, ADeadGatewaySeesOneConnectPerBackoffNotOnePerUnit) {
+  int port = 0;
+  {
+    testing::TestServer gone(0, 1, nullptr);  // a port that nobody listens on afterwards
+    port = gone.port();
+  }
+  asio::io_context io;
+  auto conn = std::make_shared<Connection>(io.get_executor(), "127.0.0.1",
+                                           static_cast<uint16_t>(port), 4, core::Millis(500));
+  const std::vector<ReadBlock> blocks = {{Function::kReadHoldingRegisters, 0, 1}};
+  // 50 units behind the gateway, each polling again as soon as it failed,
+  // for 1.2 s: a storm of attempts unless the connection backs off.
+  std::vector<ReadBatch> units(50);
+  int failures = 0;
+  std::string last;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
+  for (size_t i = 0; i < units.size(); ++i) {
+    units[i].unit = static_cast<uint8_t>(i + 1);
+    units[i].blocks = blocks;
+    units[i].timeout = core::Millis(500);
+    units[i].on_done = [&, i](ReadBatch& b) {
+      ++failures;
+      last = b.status.message();
+      if (std::chrono::steady_clock::now() < until) {
+        asio::post(io, [&, i]() { conn->Submit(&units[i]); });
+      }
+    };
+    conn->Submit(&units[i]);
+  }
+  io.run_for(std::chrono::milliseconds(1500));
+  conn->Shutdown();
+  EXPECT_GT(failures, 500);  // every unit was told at once, again and again
+  // Attempts at 0, ~0.25, ~0.75 s (backoff 250, 500, 1000 ms): a handful, not thousands.
+  EXPECT_GE(conn->stats().connect_failures, 2u);
+  EXPECT_LE(conn->stats().connect_failures, 4u);
+  EXPECT_NE(last.find("next attempt in"), std::string::npos) << last;
+}
+
 }  // namespace
 }  // namespace sitepower::modbus

@@ -148,11 +148,9 @@ awaitable<core::Status> Locate(DevicePtr d, core::Millis timeout) {
 // 60 s, so a gateway that comes back is not hit by every device at once.
 core::Millis BackoffDelay(Poller::Device& d, const PollerOptions& o) {
   if (d.failures == 0) return core::Millis(0);
-  core::Millis base = d.fast ? o.on_battery_interval : o.interval;
-  double factor = std::pow(2.0, std::min(d.failures - 1, 6));
-  double ms = std::min(60000.0, std::max<double>(static_cast<double>(base.count()), 0.0) * factor);
-  std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  return core::Millis(static_cast<long>(ms * jitter(d.rng)));
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  return Backoff(d.failures, d.fast ? o.on_battery_interval : o.interval, core::Millis(60000),
+                 unit(d.rng));
 }
 
 }  // namespace

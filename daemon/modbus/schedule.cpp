@@ -36,4 +36,13 @@ std::chrono::steady_clock::time_point NextSlot(std::chrono::steady_clock::time_p
   return at;
 }
 
+core::Millis Backoff(int failures, core::Millis base, core::Millis cap, double unit_random) {
+  if (failures <= 0) return core::Millis(0);
+  const double factor = std::pow(2.0, std::min(failures - 1, 6));
+  const double ms = std::min(static_cast<double>(cap.count()),
+                             std::max(0.0, static_cast<double>(base.count())) * factor);
+  const double jitter = 0.8 + 0.4 * std::clamp(unit_random, 0.0, 1.0);
+  return core::Millis(static_cast<long>(ms * jitter));
+}
+
 }  // namespace sitepower::modbus

@@ -69,5 +69,20 @@ TEST(ScheduleTest, NextSlotKeepsTheGridWithoutDrift) {
   EXPECT_EQ(NextSlot(epoch, milliseconds(0), 0.25, at(777)), at(777));
 }
 
+TEST(ScheduleTest, BackoffDoublesWithJitterAndIsCapped) {
+  const milliseconds base(10000), cap(60000);
+  EXPECT_EQ(Backoff(0, base, cap, 0.5), milliseconds(0));
+  EXPECT_EQ(Backoff(1, base, cap, 0.5), milliseconds(10000));  // jitter factor 1.0
+  EXPECT_EQ(Backoff(2, base, cap, 0.5), milliseconds(20000));
+  EXPECT_EQ(Backoff(3, base, cap, 0.5), milliseconds(40000));
+  EXPECT_EQ(Backoff(4, base, cap, 0.5), milliseconds(60000));    // capped
+  EXPECT_EQ(Backoff(40, base, cap, 0.5), milliseconds(60000));   // no overflow
+  EXPECT_EQ(Backoff(1, base, cap, 0.0), milliseconds(8000));     // -20 %
+  EXPECT_EQ(Backoff(1, base, cap, 0.999), milliseconds(11996));  // just under +20 %
+  // The 2^6 limit for short intervals: 1 s base, 64 s at most (then the cap).
+  EXPECT_EQ(Backoff(7, milliseconds(1000), milliseconds(600000), 0.5), milliseconds(64000));
+  EXPECT_EQ(Backoff(12, milliseconds(1000), milliseconds(600000), 0.5), milliseconds(64000));
+}
+
 }  // namespace
 }  // namespace sitepower::modbus
