@@ -213,7 +213,8 @@ void ControllerFarm::Impl::Serve(Controller& c, int fd, std::vector<int>& to_clo
     case Fault::kGarbage: {
       uint8_t junk[16];
       for (size_t i = 0; i < sizeof junk; ++i) junk[i] = static_cast<uint8_t>(0xA5 ^ (i * 37));
-      if (write(fd, junk, sizeof junk) < 0) to_close.push_back(fd);
+      // MSG_NOSIGNAL: a client that already hung up must not SIGPIPE the drill.
+      if (send(fd, junk, sizeof junk, MSG_NOSIGNAL) < 0) to_close.push_back(fd);
       break;
     }
   }
