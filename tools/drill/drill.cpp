@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,8 +105,13 @@ class DaemonProcess {
       : binary_(std::move(binary)), config_(std::move(config)), log_(std::move(log)) {}
   ~DaemonProcess() { Stop(); }
   bool Start() {
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      // A drill that dies (killed, crashed) takes its daemon with it (SIGTERM:
+      // it still flushes its store and recording) instead of orphaning it.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(0);
       int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
         dup2(fd, 1);
@@ -365,7 +371,7 @@ int RunDrill(const DrillOptions& o) {
   if (!o.replay_path.empty()) {
     auto plan = PrepareReplay(o, &s, &replay_damage);
     if (!plan.ok()) {
-      std::fprintf(stderr, "sitepower-drill: --replay %s\n", plan.status().message().c_str());
+      std::fprintf(stderr, "sitepower-drill: %s\n", plan.status().message().c_str());
       return 2;
     }
     replay = std::move(*plan);

@@ -27,14 +27,14 @@ core::Result<ReplayPlan> PrepareReplay(const DrillOptions& o, scenario::Scenario
                                            ": expected HH:MM or an ISO 8601 time");
   }
   auto parsed = ReadRecordingFile(o.replay_path);
-  if (!parsed.ok()) return parsed.status();
+  if (!parsed.ok()) return core::Status::InvalidArgument("--replay " + parsed.status().message());
   if (!parsed->error.empty()) {
     *damage = parsed->error;
     if (parsed->samples.empty())
-      return core::Status::InvalidArgument(o.replay_path + ": " + parsed->error);
+      return core::Status::InvalidArgument("--replay " + o.replay_path + ": " + parsed->error);
   }
   auto plan = PlanReplay(parsed->samples, ro, s);
-  if (!plan.ok()) return plan.status().WithContext(o.replay_path);
+  if (!plan.ok()) return plan.status().WithContext("--replay " + o.replay_path);
   return plan;
 }
 
