@@ -21,7 +21,8 @@ constexpr double kChargingA = -1.0;  // charging below this while mains lost: a 
 // A gap this many local intervals long is a hole. 3 polls missed in a row
 // (the daemon's default stale_after_missed) make a gap of 4; polls that
 // time out or come late (the daemon or the box busy) make gaps of up to 3.5
-// at high drill speeds without the daemon ever seeing the site stale.
+// at high drill speeds (a plan on the daemon's io_context delays every poll)
+// without the daemon ever seeing the site stale.
 constexpr double kHoleFactor = 5;
 constexpr size_t kIntervalWindow = 8;   // gaps on each side for the local interval
 constexpr double kVoltEpsilon = 0.005;  // recorded volts have 0.01 V steps
@@ -36,10 +37,12 @@ std::optional<bool> MainsLost(const Sample& s) {
   return std::nullopt;
 }
 
-Millis Median(std::vector<Millis> v) {
+// A late poll and the quick one after it average out to the schedule.
+Millis Mean(const std::vector<Millis>& v) {
   if (v.empty()) return Millis(0);
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
-  return v[v.size() / 2];
+  Millis sum(0);
+  for (Millis m : v) sum += m;
+  return sum / static_cast<int64_t>(v.size());
 }
 
 // Fills what a sample lacks from the samples before it; sets mains_ok.
@@ -61,20 +64,26 @@ void Fill(std::vector<Sample>& samples) {
   }
 }
 
-// Whether nothing at all was recorded in [from, to) although other sites were
-// recorded before and after it: the recording daemon was down (or stopped
-// polling), which says nothing about this site's controller.
-bool RecorderGap(const std::vector<int64_t>& others, TimePoint from, TimePoint to) {
-  if (others.empty() || others.front() >= from.time_since_epoch().count() ||
-      others.back() < to.time_since_epoch().count())
-    return false;
-  auto it = std::lower_bound(others.begin(), others.end(), from.time_since_epoch().count());
-  return it == others.end() || *it >= to.time_since_epoch().count();
+// Whether most other sites recorded before and after [from, to) were not
+// recorded in it either (at most one sample each): the recording daemon was
+// down or stalled, which says nothing about this site's controller. With no
+// such site to compare, it cannot tell: false.
+bool RecorderGap(const std::vector<std::vector<int64_t>>& others, TimePoint from, TimePoint to) {
+  const int64_t a = from.time_since_epoch().count(), b = to.time_since_epoch().count();
+  int spanning = 0, polled = 0;
+  for (const auto& times : others) {
+    if (times.empty() || times.front() >= a || times.back() < b) continue;
+    ++spanning;
+    auto lo = std::lower_bound(times.begin(), times.end(), a);
+    auto hi = std::lower_bound(times.begin(), times.end(), b);
+    if (hi - lo >= 2) ++polled;
+  }
+  return spanning > 0 && 2 * polled < spanning;
 }
 
 // Each sample is shown from halfway after the one before it (the nearest
 // sample at every moment); across a hole, from half a local interval before it.
-void FindHolesAndServiceTimes(SiteTrack& t, const std::vector<int64_t>& others) {
+void FindHolesAndServiceTimes(SiteTrack& t, const std::vector<std::vector<int64_t>>& others) {
   const auto& s = t.samples;
   std::vector<Millis> gaps;
   for (size_t i = 1; i < s.size(); ++i) gaps.push_back(At(s[i]) - At(s[i - 1]));
@@ -85,7 +94,7 @@ void FindHolesAndServiceTimes(SiteTrack& t, const std::vector<int64_t>& others) 
     std::vector<Millis> after(
         gaps.begin() + static_cast<long>(g + 1),
         gaps.begin() + static_cast<long>(std::min(gaps.size(), g + 1 + kIntervalWindow)));
-    const Millis local = std::max(Median(before), Median(after));
+    const Millis local = std::max(Mean(before), Mean(after));
     const TimePoint from = At(s[g]) + local / 2, to = At(s[g + 1]) - local / 2;
     if (local > Millis(0) && gaps[g].count() > kHoleFactor * static_cast<double>(local.count()) &&
         !RecorderGap(others, from, to)) {
@@ -120,7 +129,7 @@ bool SiteTrack::MainsOkAt(TimePoint t) const {
 }
 
 SiteTrack BuildTrack(std::vector<Sample> samples, const scenario::Site& site,
-                     const std::vector<int64_t>& others) {
+                     const std::vector<std::vector<int64_t>>& others) {
   SiteTrack t;
   t.site = site.id;
   std::stable_sort(samples.begin(), samples.end(),
@@ -275,11 +284,13 @@ core::Result<ReplayPlan> PlanReplay(const std::vector<Sample>& samples,
     for (Sample& k : list) k.t_ms += plan.shift.count();
   TimePoint first = TimePoint::max(), last = TimePoint::min();
   for (auto& [id, list] : by_site) {
-    std::vector<int64_t> others;  // when the other replayed sites were recorded
-    for (const auto& [other, other_list] : by_site)
-      if (other != id)
-        for (const Sample& k : other_list) others.push_back(k.t_ms);
-    std::sort(others.begin(), others.end());
+    std::vector<std::vector<int64_t>> others;  // when the other replayed sites were recorded
+    for (const auto& [other, other_list] : by_site) {
+      if (other == id) continue;
+      others.emplace_back();
+      for (const Sample& k : other_list) others.back().push_back(k.t_ms);
+      std::sort(others.back().begin(), others.back().end());
+    }
     plan.samples += list.size();
     SiteTrack t = BuildTrack(std::move(list), *s->FindSite(id), others);
     first = std::min(first, t.first());

@@ -20,15 +20,15 @@
 //   before), its mains_restore likewise for the first sample after that
 //   showing mains back; these replace the scenario's mains events for it.
 // - Holes: a gap between two samples longer than 5 x the site's local
-//   sample interval (the larger of the medians of the 8 gaps before and the
-//   8 after) means the controller was silent long enough for the recording
-//   daemon to mark it stale (3 missed polls, its default, make a gap of 4;
-//   polls that time out or come late, of up to about 3.5): from half an
-//   interval after the sample before it until half an interval before the
-//   next, the simulated controller does not answer. Unless no other
-//   replayed site was recorded then either (while some were before and
-//   after): that is the recording daemon's gap (down, killed), and the
-//   nearest samples are shown instead.
+//   sample interval (the larger of the mean of the 8 gaps before it and of
+//   the 8 after) means the controller was silent long enough for the
+//   recording daemon to mark it stale (3 missed polls, its default, make a
+//   gap of 4; polls that time out or come late, of up to about 3.5): from
+//   half an interval after the sample before it until half an interval
+//   before the next, the simulated controller does not answer. Unless most
+//   other replayed sites (recorded before and after it) have at most one
+//   sample in that time too: that is the recording daemon's gap (down,
+//   killed, stalled), and the nearest samples are shown instead.
 // - Empty: the first sample between mains_fail and the first of
 //   mains_restore or a foreign generator that shows LVD open, or a voltage
 //   at or below end_v_per_cell x cells.
@@ -87,11 +87,11 @@ struct SiteTrack {
 };
 
 // Builds a site's track from its samples (any order, shift applied).
-// `site.battery` (if any) gives the end voltage; `others`: when the other
-// replayed sites were recorded (sorted ms), to tell the recording daemon's
+// `site.battery` (if any) gives the end voltage; `others`: when each other
+// replayed site was recorded (sorted ms), to tell the recording daemon's
 // gaps from this controller's holes. Needs at least one sample.
 SiteTrack BuildTrack(std::vector<recording::Sample> samples, const scenario::Site& site,
-                     const std::vector<int64_t>& others = {});
+                     const std::vector<std::vector<int64_t>>& others = {});
 
 // A recorded battery's state at `t`, for the drill's continuation: Ah drawn
 // since full, from the sample shown at `t` (before a foreign generator, whose

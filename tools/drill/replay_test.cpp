@@ -179,16 +179,17 @@ TEST(DrillReplayTest, TrackFindsMainsHolesEmptyAndForeignGenerators) {
   EXPECT_EQ(At(*t.SampleAt(On(s, "09:05") + seconds(30))), On(s, "09:06"));
   EXPECT_FALSE(t.MainsOkAt(On(s, "08:45")));
   EXPECT_TRUE(t.MainsOkAt(On(s, "07:00")));  // before the recording
-  // Other sites recorded meanwhile: still this controller's hole. Nobody
-  // recorded then (though before and after): the recording daemon's gap.
-  std::vector<int64_t> others, others_silent;
+  // Other sites recorded meanwhile: still this controller's hole. Most
+  // others silent then too (though recorded before and after): the
+  // recording daemon's gap, not a hole.
+  std::vector<int64_t> polled, silent;
   for (TimePoint k = On(s, "08:00"); k <= On(s, "10:00"); k += seconds(20)) {
-    others.push_back(k.time_since_epoch().count());
-    if (k <= On(s, "09:00") || k >= On(s, "09:06"))
-      others_silent.push_back(k.time_since_epoch().count());
+    polled.push_back(k.time_since_epoch().count());
+    if (k <= On(s, "09:00") || k >= On(s, "09:06")) silent.push_back(k.time_since_epoch().count());
   }
-  EXPECT_EQ(BuildTrack(rec, site, others).holes.size(), 1u);
-  SiteTrack gap = BuildTrack(rec, site, others_silent);
+  EXPECT_EQ(BuildTrack(rec, site, {polled}).holes.size(), 1u);
+  EXPECT_EQ(BuildTrack(rec, site, {polled, polled, silent}).holes.size(), 1u);
+  SiteTrack gap = BuildTrack(rec, site, {polled, silent, silent});
   EXPECT_TRUE(gap.holes.empty());
   EXPECT_FALSE(gap.SilentAt(On(s, "09:03")));
   EXPECT_EQ(At(*gap.SampleAt(On(s, "09:02") + seconds(59))), On(s, "09:00"));
