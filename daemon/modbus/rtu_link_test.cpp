@@ -61,6 +61,10 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+double MsOf(std::chrono::nanoseconds d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -450,6 +454,9 @@ SerialLine Line(int baud, char parity, int stop_bits = 1) {
   return l;
 }
 
+// The timeout for a unit that answers: it does in milliseconds, but a busy
+// machine can stall a test's threads for longer than a tight timeout.
+constexpr core::Millis kHealthy{1000};
 constexpr ReadBlock kTwoRegs{Function::kReadHoldingRegisters, 10, 2};
 constexpr ReadBlock kTenRegs{Function::kReadHoldingRegisters, 0, 10};
 
@@ -461,13 +468,12 @@ TEST(RtuSerialTest, ReadsSeveralUnitsOnOneBus) {
   auto link = RtuLink::Serial(io.get_executor(), bus.line());
   EXPECT_EQ(link->name(), "rtu:" + bus.line().device);
   for (int unit : {1, 2, 17, 2}) {
-    ExpectUnitValues(ReadOnce(io, link, unit, kTenRegs, milliseconds(500)), unit, 0, 10);
+    ExpectUnitValues(ReadOnce(io, link, unit, kTenRegs, kHealthy), unit, 0, 10);
   }
-  auto bits = ReadOnce(io, link, 2, {Function::kReadDiscreteInputs, 3, 5}, milliseconds(500));
+  auto bits = ReadOnce(io, link, 2, {Function::kReadDiscreteInputs, 3, 5}, kHealthy);
   ASSERT_TRUE(bits.ok()) << bits.status().ToString();
   EXPECT_EQ(*bits, (std::vector<uint16_t>{1, 0, 1, 0, 1}));  // (i + unit) % 2
-  auto refused =
-      ReadOnce(io, link, 1, {Function::kReadHoldingRegisters, 190, 20}, milliseconds(500));
+  auto refused = ReadOnce(io, link, 1, {Function::kReadHoldingRegisters, 190, 20}, kHealthy);
   EXPECT_EQ(refused.status().code(), core::Status::Code::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("unit 1 fc 3 register 190+20: exception 0x02"),
             std::string::npos)
@@ -507,7 +513,7 @@ void CheckGapsAndOrder(const SerialLine& settings, std::chrono::nanoseconds want
 
   auto frames = bus.Frames();
   EXPECT_EQ(frames.size(), 2u * 3 * per_unit);
-  double min_gap_ms = 1e9;
+  std::vector<double> silences_ms;
   int next_unit = 1;
   for (size_t i = 0; i + 1 < frames.size(); i += 2) {
     const auto& req = frames[i];
@@ -520,7 +526,7 @@ void CheckGapsAndOrder(const SerialLine& settings, std::chrono::nanoseconds want
     if (i >= 2) {
       const auto silence = req.start - frames[i - 1].end;  // since the last reply's last character
       EXPECT_GE(silence, want_gap) << "request " << i / 2;
-      min_gap_ms = std::min(min_gap_ms, MsBetween(frames[i - 1].end, req.start));
+      silences_ms.push_back(MsBetween(frames[i - 1].end, req.start));
     }
   }
   const double rate = 3 * per_unit / seconds;
@@ -530,12 +536,15 @@ void CheckGapsAndOrder(const SerialLine& settings, std::chrono::nanoseconds want
   const double theory =
       1e9 / static_cast<double>((RtuWireTime(8 + 25, settings.baud, bits) + 2 * want_gap).count());
   std::printf(
-      "[ figures  ] %s: %.1f requests/s (10 registers; the line's maximum %.1f), smallest "
-      "silence before a request %.3f ms (gap %.3f ms)\n",
-      DescribeLine(settings).c_str(), rate, theory, min_gap_ms,
-      std::chrono::duration<double, std::milli>(want_gap).count());
+      "[ figures  ] %s: %.1f requests/s (10 registers; the line's maximum %.1f), silence "
+      "before a request: smallest %.3f ms, p50 %.3f ms (gap %.3f ms)\n",
+      DescribeLine(settings).c_str(), rate, theory,
+      *std::min_element(silences_ms.begin(), silences_ms.end()), Median(silences_ms),
+      MsOf(want_gap));
   EXPECT_LE(rate, theory * 1.05);  // paced like a real line: never faster than physics
-  EXPECT_GE(rate, theory * 0.3);   // and not lost in waiting (generous: a busy machine)
+  // ... and waiting for the gap, not for anything else (a settle is 50 ms):
+  // the typical silence is the gap plus this machine's reaction time.
+  EXPECT_LE(Median(silences_ms), MsOf(want_gap) + 25) << "generous for a busy machine";
 }
 
 TEST(RtuSerialTest, InterFrameGapAndOrderAt9600) {
@@ -557,23 +566,27 @@ TEST(RtuSerialTest, SilentUnitCostsOnlyItsOwnTimeout) {
   opts.settle = milliseconds(20);
   auto link = RtuLink::Serial(io.get_executor(), bus.line(), opts);
   const core::Millis timeout(150);
+  const core::Millis healthy_timeout(1000);  // unit 1 answers in ms; a busy machine stalls
   const int healthy = 24, dead = 4;
 
   Series alone;
   auto t0 = Clock::now();
-  asio::co_spawn(io, ReadSeries(link, 1, kTwoRegs, timeout, healthy, &alone), asio::detached);
+  asio::co_spawn(io, ReadSeries(link, 1, kTwoRegs, healthy_timeout, healthy, &alone),
+                 asio::detached);
   RunUntil(io, [&alone] { return alone.done; });
   const double alone_total = MsBetween(t0, Clock::now());
 
   Series with, mute;
   t0 = Clock::now();
-  asio::co_spawn(io, ReadSeries(link, 1, kTwoRegs, timeout, healthy, &with), asio::detached);
+  asio::co_spawn(io, ReadSeries(link, 1, kTwoRegs, healthy_timeout, healthy, &with),
+                 asio::detached);
   asio::co_spawn(io, ReadSeries(link, 9, kTwoRegs, timeout, dead, &mute), asio::detached);
   RunUntil(io, [&with, &mute] { return with.done && mute.done; });
   const double with_total = MsBetween(t0, Clock::now());
   Finish(io, *link);
 
   EXPECT_EQ(alone.ok(), healthy);
+  for (const auto& r : alone.results) ExpectUnitValues(r, 1, 10, 2);
   EXPECT_EQ(with.ok(), healthy);  // the dead unit never cost unit 1 a read
   for (const auto& r : with.results) ExpectUnitValues(r, 1, 10, 2);
   for (const auto& r : mute.results) {
@@ -646,13 +659,13 @@ TEST(RtuSerialTest, GarbageThenTheNextRequestsSucceed) {
     EXPECT_EQ(bad.status().code(), c.code) << bad.status().ToString();
     EXPECT_NE(bad.status().message().find(c.says), std::string::npos) << bad.status().message();
     EXPECT_NE(bad.status().message().find("unit 1 fc 3 register 10+2"), std::string::npos);
-    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, milliseconds(200)), 2, 10, 2);
-    ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, milliseconds(200)), 1, 10, 2);
+    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, kHealthy), 2, 10, 2);
+    ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, kHealthy), 1, 10, 2);
   }
   // Noise after a good frame: the frame counts, the noise is dropped.
   bus.SetFault(1, PtyBus::Fault::kTrailingNoise);
-  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, milliseconds(200)), 1, 10, 2);
-  ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, milliseconds(200)), 2, 10, 2);
+  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, kHealthy), 1, 10, 2);
+  ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, kHealthy), 2, 10, 2);
   Finish(io, *link);
   EXPECT_EQ(link->rtu_stats().garbage, 3u);
   EXPECT_EQ(link->stats().late_replies, 1u);
@@ -677,7 +690,7 @@ TEST(RtuSerialTest, LateReplyIsNotTakenForTheNextUnitsAnswer) {
     auto late = ReadOnce(io, link, 1, kTwoRegs, milliseconds(100));
     EXPECT_EQ(late.status().code(), core::Status::Code::kDeadlineExceeded)
         << late.status().ToString();
-    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, milliseconds(200)), 2, 10, 2);
+    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, kHealthy), 2, 10, 2);
     Finish(io, *link);
     EXPECT_EQ(link->stats().late_replies, 1u);
     EXPECT_EQ(link->rtu_stats().discarded_bytes, 9u);  // the whole late frame
@@ -693,8 +706,8 @@ TEST(RtuSerialTest, LateReplyIsNotTakenForTheNextUnitsAnswer) {
     auto late = ReadOnce(io, link, 1, kTwoRegs, milliseconds(100));
     EXPECT_EQ(late.status().code(), core::Status::Code::kDeadlineExceeded)
         << late.status().ToString();
-    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, milliseconds(300)), 2, 10, 2);
-    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, milliseconds(300)), 2, 10, 2);
+    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, kHealthy), 2, 10, 2);
+    ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, kHealthy), 2, 10, 2);
     Finish(io, *link);
     EXPECT_EQ(link->stats().late_replies, 1u);
     EXPECT_EQ(link->rtu_stats().garbage, 0u);
@@ -748,7 +761,7 @@ TEST(RtuSerialTest, DeviceThatDisappearsIsReopenedWithBackoff) {
   bus.Start();
   asio::io_context io;
   auto link = RtuLink::Serial(io.get_executor(), bus.line());
-  ExpectUnitValues(ReadOnce(io, link, 4, kTwoRegs, milliseconds(300)), 4, 10, 2);
+  ExpectUnitValues(ReadOnce(io, link, 4, kTwoRegs, kHealthy), 4, 10, 2);
   bus.Unplug();
   // The read loop sees the device go (EIO); reads fail fast, the reopens back off.
   int unavailable = 0;
@@ -766,7 +779,7 @@ TEST(RtuSerialTest, DeviceThatDisappearsIsReopenedWithBackoff) {
   bus.Replug();
   ReadResult back = core::Status::Internal("not run");
   for (int i = 0; i < 100 && !back.ok(); ++i) {
-    back = ReadOnce(io, link, 4, kTwoRegs, milliseconds(300));
+    back = ReadOnce(io, link, 4, kTwoRegs, kHealthy);
     if (!back.ok()) std::this_thread::sleep_for(milliseconds(20));
   }
   ExpectUnitValues(back, 4, 10, 2);
@@ -842,7 +855,7 @@ TEST(RtuSerialTest, PollerEndToEndOnASerialBus) {
   PollerOptions opts;
   opts.interval = milliseconds(50);
   opts.on_battery_interval = milliseconds(50);
-  opts.timeout = milliseconds(200);
+  opts.timeout = milliseconds(500);
   std::map<std::string, std::vector<Reading>> got;
   Poller poller(io, clock, *maps, opts,
                 [&got](const core::SiteId& s, const Reading& r) { got[s].push_back(r); });
@@ -901,7 +914,7 @@ TEST(RtuSerialTest, PollerEndToEndOnASerialBus) {
   }
   for (const auto& r : got["S9"]) {
     EXPECT_NE(r.error.find("unit 9"), std::string::npos) << r.error;
-    EXPECT_NE(r.error.find("no answer within 200 ms"), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("no answer within 500 ms"), std::string::npos) << r.error;
   }
 }
 
@@ -1055,17 +1068,17 @@ TEST(RtuOverTcpTest, ReadsUnitsBehindAGateway) {
   auto link = RtuLink::OverTcp(io.get_executor(), "127.0.0.1", gw.port(), Line(19200, 'E'), opts);
   EXPECT_EQ(link->name(), "rtu+tcp://127.0.0.1:" + std::to_string(gw.port()));
   for (int unit : {1, 2, 30})
-    ExpectUnitValues(ReadOnce(io, link, unit, kTenRegs, milliseconds(300)), unit, 0, 10);
+    ExpectUnitValues(ReadOnce(io, link, unit, kTenRegs, kHealthy), unit, 0, 10);
   // A dead unit behind the gateway costs its timeout; the others go on.
   auto dead = ReadOnce(io, link, 7, kTwoRegs, milliseconds(100));
   EXPECT_EQ(dead.status().code(), core::Status::Code::kDeadlineExceeded);
-  ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, milliseconds(300)), 2, 10, 2);
+  ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, kHealthy), 2, 10, 2);
   gw.BadCrcOnce(1);
-  auto bad = ReadOnce(io, link, 1, kTwoRegs, milliseconds(300));
+  auto bad = ReadOnce(io, link, 1, kTwoRegs, kHealthy);
   EXPECT_EQ(bad.status().code(), core::Status::Code::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("CRC"), std::string::npos) << bad.status().message();
-  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, milliseconds(300)), 1, 10, 2);
-  auto bits = ReadOnce(io, link, 2, {Function::kReadCoils, 1, 4}, milliseconds(300));
+  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, kHealthy), 1, 10, 2);
+  auto bits = ReadOnce(io, link, 2, {Function::kReadCoils, 1, 4}, kHealthy);
   ASSERT_TRUE(bits.ok()) << bits.status().ToString();
   EXPECT_EQ(*bits, (std::vector<uint16_t>{1, 0, 1, 0}));
   Finish(io, *link);
@@ -1078,7 +1091,7 @@ TEST(RtuOverTcpTest, ReconnectsAfterTheGatewayRestartsWithoutAStorm) {
   GatewaySim gw({1});
   asio::io_context io;
   auto link = RtuLink::OverTcp(io.get_executor(), "127.0.0.1", gw.port(), Line(9600, 'N'));
-  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, milliseconds(300)), 1, 10, 2);
+  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, kHealthy), 1, 10, 2);
   gw.Down();
   // 40 reads 15 ms apart while it is down: they fail, and connects back off.
   int failed = 0;
@@ -1095,7 +1108,7 @@ TEST(RtuOverTcpTest, ReconnectsAfterTheGatewayRestartsWithoutAStorm) {
   gw.Up();
   ReadResult back = core::Status::Internal("not run");
   for (int i = 0; i < 200 && !back.ok(); ++i) {
-    back = ReadOnce(io, link, 1, kTwoRegs, milliseconds(300));
+    back = ReadOnce(io, link, 1, kTwoRegs, kHealthy);
     if (!back.ok()) std::this_thread::sleep_for(milliseconds(10));
   }
   ExpectUnitValues(back, 1, 10, 2);
@@ -1110,7 +1123,7 @@ TEST(RtuOverTcpTest, GatewayThatAnswersNothingIsReconnected) {
   RtuOptions opts;
   opts.settle = milliseconds(5);
   auto link = RtuLink::OverTcp(io.get_executor(), "127.0.0.1", gw.port(), Line(19200, 'N'), opts);
-  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, milliseconds(100)), 1, 10, 2);
+  ExpectUnitValues(ReadOnce(io, link, 1, kTwoRegs, kHealthy), 1, 10, 2);
   gw.SetBlackhole(true);
   for (int i = 0; i < 3; ++i) {
     auto r = ReadOnce(io, link, i % 2 + 1, kTwoRegs, milliseconds(80));
@@ -1118,7 +1131,7 @@ TEST(RtuOverTcpTest, GatewayThatAnswersNothingIsReconnected) {
   }
   EXPECT_EQ(link->stats().drops, 1u);  // three timeouts in a row, not a byte back
   gw.SetBlackhole(false);
-  ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, milliseconds(100)), 2, 10, 2);
+  ExpectUnitValues(ReadOnce(io, link, 2, kTwoRegs, kHealthy), 2, 10, 2);
   Finish(io, *link);
   EXPECT_EQ(link->stats().connects, 2u);
   EXPECT_EQ(gw.accepted(), 2);
