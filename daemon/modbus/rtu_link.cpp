@@ -416,6 +416,7 @@ awaitable<void> RtuLink::Exchange(Pending* p) {
   bool settle = true;
   switch (framer.state()) {
     case RtuReplyFramer::State::kComplete:
+      ++stats_.answers;  // data or a Modbus exception
       result = std::vector<uint8_t>(framer.pdu().begin(), framer.pdu().end());
       settle = framer.ignored() > 0;  // noise after the frame: let it pass first
       break;

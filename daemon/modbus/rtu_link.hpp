@@ -90,6 +90,7 @@ class RtuLink final : public Link, public std::enable_shared_from_this<RtuLink> 
   boost::asio::awaitable<core::Result<std::vector<uint16_t>>> Transact(
       uint8_t unit, ReadBlock block, core::Millis timeout) override;
   void LimitInFlight(size_t) override {}  // one request at a time anyway
+  size_t outstanding() const override { return queue_.size() + (current_ ? 1 : 0); }
   void Shutdown() override;
   const std::string& name() const override { return name_; }  // rtu:/dev/x, rtu+tcp://h:p
   const LinkStats& stats() const override { return stats_; }

@@ -485,6 +485,8 @@ TEST(RtuSerialTest, ReadsSeveralUnitsOnOneBus) {
   EXPECT_EQ(link->stats().drops, 0u);
   EXPECT_EQ(link->stats().timeouts, 0u);
   EXPECT_EQ(link->stats().requests, 6u);  // the broadcast read never queued
+  EXPECT_EQ(link->stats().answers, 6u);   // the exception is an answer too
+  EXPECT_EQ(link->outstanding(), 0u);
 }
 
 // Three units read at once: one request on the wire at a time, in arrival
@@ -797,6 +799,7 @@ TEST(RtuSerialTest, ShutdownFailsQueuedAndLaterRequests) {
     asio::co_spawn(io, ReadInto(link, 3, kTwoRegs, milliseconds(5000), &r), asio::detached);
   io.restart();
   for (int i = 0; i < 50; ++i) io.run_one_for(milliseconds(2));  // the first one is on the wire
+  EXPECT_EQ(link->outstanding(), 3u);
   link->Shutdown();
   RunUntil(io, [&got] { return std::none_of(got.begin(), got.end(), Pending); });
   for (auto& r : got) {
