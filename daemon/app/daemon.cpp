@@ -116,7 +116,7 @@ int RunDaemon(const Config& config) {
     LogLine(LogLevel::kError, "config", {{"error", st.message()}});
     return 2;
   }
-  boost::asio::io_context io;
+  boost::asio::io_context io(1);  // one thread runs it (gRPC threads only post into it)
   std::unique_ptr<core::Clock> clock = MakeClock(config);
   auto maps = modbus::MapRegistry::Load(config.maps_dir);
   auto store = store::OpenSqliteStore(config.store);

@@ -102,7 +102,22 @@ void Engine::OnReading(const core::SiteId& site, const modbus::Reading& r) {
     ++counters_.poll_errors;
     ++counters_.errors_by_map[s.cfg.controller.map];
   }
+  if (r.identity && (!s.identity || *s.identity != *r.identity)) {
+    s.identity = r.identity;
+    Log("device", site, "", "", "controller: " + *r.identity);
+    MarkViewsDirty();
+  }
   if (r.poll_ok) {
+    // Values the map's bounds rejected: logged when they change, not every poll.
+    std::string problems;
+    for (const std::string& p : r.problems) problems += (problems.empty() ? "" : "; ") + p;
+    if (problems != s.problems) {
+      if (!problems.empty())
+        Log("telemetry", site, "", "", "implausible values ignored: " + problems);
+      else if (!s.problems.empty())
+        Log("telemetry", site, "", "", "values plausible again");
+      s.problems = std::move(problems);
+    }
     s.last = r;
     s.has_reading = true;
     if (Good(r.battery_voltage_v) && Good(r.battery_current_a) && r.battery_current_a.value > 0)

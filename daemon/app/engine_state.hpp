@@ -1,6 +1,7 @@
 // The engine's per-site and per-crew runtime state (internal to app/).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -19,6 +20,8 @@ struct Engine::SiteRuntime {
   modbus::SiteStateTracker tracker;
   modbus::Reading last;
   bool has_reading = false;
+  std::shared_ptr<const std::string> identity;  // what the controller says it is
+  std::string problems;  // the last poll's implausible values, joined; logged on change
   core::PowerState state = core::PowerState::kUnknown;
   std::optional<core::TimePoint> mains_fail_at;
   std::optional<model::RuntimeBand> band;  // minutes from band_at

@@ -104,8 +104,11 @@ void Engine::PublishViews() {
       j["soc_pct"] = val(r.soc_pct);
       j["remaining_ah"] = val(r.remaining_ah);
       j["temp_c"] = val(r.battery_temp_c);
+      j["ac_v"] = val(r.ac_voltage_v);
       j["last_sample_unix_ms"] = Ms(r.at);
+      if (!r.problems.empty()) j["problems"] = r.problems;  // implausible values, absent above
     }
+    if (s.identity) j["device"] = *s.identity;
     auto t = task_by_site.find(id);
     if (t != task_by_site.end()) {
       st->set_task_id(t->second.id);

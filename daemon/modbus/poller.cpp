@@ -41,12 +41,13 @@ struct Poller::Device : std::enable_shared_from_this<Poller::Device> {
   const RegisterMap& base_map;  // as written (common SunSpec layout)
   const RegisterMap* map;       // as this device has it (after SunSpec discovery)
   std::shared_ptr<RelocatedMaps> relocated;
-  bool located = false;        // SunSpec chain discovered and cached
-  std::shared_ptr<Link> conn;  // shared by every unit on this endpoint
-  std::minstd_rand rng;        // backoff jitter, seeded per site: reproducible
-  ReadBatch batch;             // one poll's requests and data; reused
-  double phase = 0;            // where in each interval this device polls, 0..1
-  uint64_t seq = 0;            // bumped on every (re)schedule: stale entries are skipped
+  bool located = false;                         // SunSpec chain discovered and cached
+  std::shared_ptr<const std::string> identity;  // SunSpec model 1, once read
+  std::shared_ptr<Link> conn;                   // shared by every unit on this endpoint
+  std::minstd_rand rng;                         // backoff jitter, seeded per site: reproducible
+  ReadBatch batch;                              // one poll's requests and data; reused
+  double phase = 0;                             // where in each interval this device polls, 0..1
+  uint64_t seq = 0;  // bumped on every (re)schedule: stale entries are skipped
   int failures = 0;
   bool fast = false;
   bool busy = false;  // a poll (or SunSpec discovery) is under way
@@ -141,6 +142,19 @@ awaitable<core::Status> Locate(DevicePtr d, core::Millis timeout) {
   }
   d->map = shared.get();
   d->located = true;
+  // Who the device is (common model 1), for the log and the dashboard; a
+  // device that will not tell is still polled.
+  if (const SunSpecModel* common = walker.chain().Find(kCommonModelId);
+      common && common->length >= kCommonModelMinLength) {
+    auto body =
+        co_await Read(d,
+                      ReadBlock{Function::kReadHoldingRegisters,
+                                static_cast<uint16_t>(common->address + 2), kCommonModelMinLength},
+                      timeout);
+    if (body.ok())
+      if (auto id = DecodeCommonModel(*body); id.ok())
+        d->identity = std::make_shared<const std::string>(id->ToString());
+  }
   co_return core::Status::Ok();
 }
 
@@ -283,6 +297,7 @@ void Poller::OnPolled(Device* d) {
   if (st.ok()) {
     std::vector<std::string> problems;
     reading = DecodeReading(*d->map, d->batch.data, clock_.Now(), &problems);
+    reading.problems = std::move(problems);
     d->failures = 0;
   } else {
     reading.at = clock_.Now();
@@ -294,6 +309,7 @@ void Poller::OnPolled(Device* d) {
     // are the connection's business: it drops and reopens them itself.)
     if (st.code() == core::Status::Code::kFailedPrecondition) d->located = false;
   }
+  reading.identity = d->identity;
   sink_(d->spec.site, reading);
   if (d->stopped) return;
   const core::Millis interval = d->fast ? options_.on_battery_interval : options_.interval;

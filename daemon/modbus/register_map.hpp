@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,12 @@ struct Reading {
   // AC input voltage of the plant (phase 1, or the only phase) and phases 2
   // and 3. A map's `mains:` rule derives mains_ok from them.
   PointValue ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v;
+  // Values the map's bounds rejected in this poll ("battery_voltage_v=912.3 V
+  // out of [0, 100]"); they are absent above. Empty nearly always.
+  std::vector<std::string> problems;
+  // Who the device says it is (SunSpec common model 1: "manufacturer model
+  // version serial"), once discovery read it; null for maps without it.
+  std::shared_ptr<const std::string> identity;
 };
 
 enum class ValueType { kU16, kS16, kU32, kS32, kF32, kBit };

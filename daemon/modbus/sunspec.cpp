@@ -1,5 +1,7 @@
 #include "modbus/sunspec.hpp"
 
+#include <algorithm>
+
 #include <cstdio>
 
 namespace sitepower::modbus {
@@ -122,6 +124,44 @@ core::Result<RegisterMap> RelocateToChain(const RegisterMap& map, const SunSpecC
                                             errors);
   out.blocks = CoalesceReads(out);
   return out;
+}
+
+namespace {
+
+std::string SunSpecString(std::span<const uint16_t> words) {
+  std::string out;
+  for (uint16_t w : words)
+    for (int shift : {8, 0}) {
+      const auto c = static_cast<unsigned char>((w >> shift) & 0xFF);
+      out += c == 0 ? '\0' : (c >= 0x20 && c < 0x7F ? static_cast<char>(c) : '?');
+    }
+  out.erase(std::find(out.begin(), out.end(), '\0'), out.end());  // NUL-padded
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+std::string DeviceIdentity::ToString() const {
+  std::string s;
+  for (const std::string* part : {&manufacturer, &model, &version})
+    if (!part->empty()) s += (s.empty() ? "" : " ") + *part;
+  if (!serial.empty()) s += (s.empty() ? "serial " : " serial ") + serial;
+  return s;
+}
+
+core::Result<DeviceIdentity> DecodeCommonModel(std::span<const uint16_t> body) {
+  if (body.size() < kCommonModelMinLength)
+    return core::Status::InvalidArgument("SunSpec model 1 body has " + std::to_string(body.size()) +
+                                         " registers, needs " +
+                                         std::to_string(kCommonModelMinLength));
+  DeviceIdentity id;
+  id.manufacturer = SunSpecString(body.subspan(0, 16));
+  id.model = SunSpecString(body.subspan(16, 16));
+  id.options = SunSpecString(body.subspan(32, 8));
+  id.version = SunSpecString(body.subspan(40, 8));
+  id.serial = SunSpecString(body.subspan(48, 16));
+  return id;
 }
 
 }  // namespace sitepower::modbus

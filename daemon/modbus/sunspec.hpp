@@ -63,6 +63,19 @@ class SunSpecWalker {
   SunSpecChain chain_;
 };
 
+// SunSpec common model 1: who the device is.
+struct DeviceIdentity {
+  std::string manufacturer, model, options, version, serial;
+  // "Mn Md Vr serial SN", the parts that are present.
+  std::string ToString() const;
+};
+inline constexpr uint16_t kCommonModelId = 1;
+inline constexpr uint16_t kCommonModelMinLength = 64;  // Mn16 Md16 Opt8 Vr8 SN16
+// Decodes the body of model 1 (after its 2-register header). Strings are two
+// characters a register, high byte first, NUL-padded; unprintable bytes
+// become '?'. InvalidArgument when the body is too short.
+core::Result<DeviceIdentity> DecodeCommonModel(std::span<const uint16_t> body);
+
 // The map with its SunSpec-model registers moved to where `chain` has the
 // map's model (map.sunspec_model, written for a header at
 // map.sunspec_model_address and a body of map.sunspec_model_length);

@@ -145,6 +145,15 @@ void FillSunSpec(modbus_mapping_t* mm, int lo, int hi, int marker) {
   h(at++, kSunSpecMarkerLo);
   h(at++, 1);
   h(at++, 66);
+  const char* mn = "Acme Power";  // Mn: 5 registers of text, then NUL padding
+  for (int i = 0; i < 5; ++i) h(at + i, static_cast<uint16_t>(mn[2 * i] << 8 | mn[2 * i + 1]));
+  for (int i = 5; i < 64; ++i) h(at + i, 0);
+  h(at + 16, 'D' << 8 | 'C');  // Md "DC48"
+  h(at + 17, '4' << 8 | '8');
+  h(at + 40, '2' << 8 | '.');  // Vr "2.1"
+  h(at + 41, '1' << 8);
+  h(at + 48, 'S' << 8 | 'N');  // SN "SN7"
+  h(at + 49, '7' << 8);
   at += 66;
   h(at++, 64203);  // a vendor model the walker must step over
   h(at++, 4);
@@ -177,6 +186,27 @@ struct SunSpecServer : testing::TestServer {
   static int Hi(int marker) { return std::max(marker + 200, 40202); }
 };
 
+TEST(SunSpecCommonModelTest, DecodesIdentityStrings) {
+  std::vector<uint16_t> body(66, 0);
+  auto put = [&body](int at, const char* text) {
+    for (int i = 0; text[i]; ++i)
+      body[at + i / 2] |=
+          static_cast<uint16_t>(static_cast<unsigned char>(text[i]) << (i % 2 ? 0 : 8));
+  };
+  put(0, "SunSpecCo");       // odd length: the last register's low byte is NUL
+  put(16, "NetSure 721  ");  // trailing blanks trimmed
+  put(40, "v3.2\x01");       // an unprintable byte shows as '?'
+  put(48, "ABC-123");
+  auto id = DecodeCommonModel(body);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->manufacturer, "SunSpecCo");
+  EXPECT_EQ(id->model, "NetSure 721");
+  EXPECT_EQ(id->version, "v3.2?");
+  EXPECT_EQ(id->serial, "ABC-123");
+  EXPECT_EQ(id->ToString(), "SunSpecCo NetSure 721 v3.2? serial ABC-123");
+  EXPECT_FALSE(DecodeCommonModel(std::span<const uint16_t>(body).first(40)).ok());
+}
+
 TEST(SunSpecPollerTest, ReadsDevicesWhoseChainIsElsewhere) {
   auto maps = MapRegistry::Load("");
   ASSERT_TRUE(maps.ok());
@@ -203,6 +233,8 @@ TEST(SunSpecPollerTest, ReadsDevicesWhoseChainIsElsewhere) {
       EXPECT_EQ(r.soc_pct.value, 64) << marker;
       EXPECT_NEAR(r.battery_temp_c.value, 21.5, 1e-9) << marker;
       EXPECT_EQ(r.mains_ok.value, 1) << marker;
+      ASSERT_TRUE(r.identity) << marker;  // model 1, read once at discovery
+      EXPECT_EQ(*r.identity, "Acme Power DC48 2.1 serial SN7") << marker;
     }
   }
 }

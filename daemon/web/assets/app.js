@@ -67,9 +67,11 @@ function renderSites() {
   $('#sites tbody').innerHTML = sorted.map((x) => {
     const b = bandLeft(x.runtime);
     const num = (v, d) => (v === null || v === undefined) ? '–' : Number(v).toFixed(d);
-    return `<tr data-site="${esc(x.id)}"><td>${esc(x.id)}</td><td>${esc(x.name)}</td><td>${esc(x.grid)}</td>
-      <td class="tier-${x.tier}">${esc(x.tier)}</td><td><span class="state ${x.state}">${esc(x.state.replace('_', ' '))}</span></td>
-      <td>${num(x.battery_v, 1)}</td><td>${num(x.battery_a, 1)}</td><td>${num(x.soc_pct, 0)}</td>
+    const implausible = x.problems && x.problems.length
+      ? ` <span class="margin-neg" title="${esc(x.problems.join('; '))}">⚠ implausible</span>` : '';
+    return `<tr data-site="${esc(x.id)}"><td title="${esc(x.device || '')}">${esc(x.id)}</td><td>${esc(x.name)}</td><td>${esc(x.grid)}</td>
+      <td class="tier-${x.tier}">${esc(x.tier)}</td><td><span class="state ${x.state}">${esc(x.state.replace('_', ' '))}</span>${implausible}</td>
+      <td>${num(x.ac_v, 0)}</td><td>${num(x.battery_v, 1)}</td><td>${num(x.battery_a, 1)}</td><td>${num(x.soc_pct, 0)}</td>
       <td title="${esc(x.runtime ? x.runtime.basis : '')}">${b && x.state === 'on_battery' ? dur(b.p50) + (x.telemetry && x.telemetry !== 'ok' ? ' ⚠ ' + esc(x.telemetry) : '') : '–'}</td><td>${esc(x.override || '')}${x.alert ? ` <span class="margin-neg" title="${esc(x.alert)}">⚠ report contradicted</span>` : ''}</td></tr>`;
   }).join('');
   const counts = {};
