@@ -45,13 +45,18 @@ Engine::Engine(boost::asio::io_context& io, const Config& config, const core::Cl
       store_(store),
       replan_timer_(io),
       quick_timer_(io),
+      planner_(std::make_unique<boost::asio::thread_pool>(1)),
       periodic_timer_(io) {
   for (const auto& s : config_.sites)
     sites_.emplace(s.id, std::make_unique<SiteRuntime>(s, config_.poll));
   for (const auto& c : config_.crews) crews_.emplace(c.id, std::make_unique<CrewRuntime>(c));
 }
 
-Engine::~Engine() { Stop(); }
+Engine::~Engine() {
+  Stop();
+  alive_.reset();  // a plan still on the planner thread is not applied
+  planner_->join();
+}
 
 void Engine::SetPublishers(std::function<void()> grpc_publish,
                            std::function<void(std::string)> web_publish) {
@@ -431,15 +436,35 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
 
 void Engine::Replan(bool quick) {
   if (!started_) return;
+  if (planning_) {
+    (quick ? again_quick_ : again_full_) = true;
+    return;
+  }
+  planning_ = true;
   std::string why = quick ? "quick: " + replan_why_ : std::move(replan_why_);
   if (!quick) replan_why_.clear();
   TimePoint now = clock_.Now();
   auto t0 = std::chrono::steady_clock::now();
-  dispatch::PlanInput input = BuildPlanInput(now);
+  auto input = std::make_shared<dispatch::PlanInput>(BuildPlanInput(now));
   dispatch::Options opts;
   opts.budget_ms = quick ? std::min(config_.planner.budget_ms, 20) : config_.planner.budget_ms;
   opts.keep_margin_min = config_.planner.keep_margin_min;
-  dispatch::Plan plan = dispatch::MakePlan(input, opts);
+  // The planner is a pure function of its input: it runs on its own thread
+  // while the poller, the API and the dashboard go on here.
+  boost::asio::post(*planner_, [this, alive = std::weak_ptr<int>(alive_), input, opts, now, t0,
+                                why = std::move(why)]() mutable {
+    auto plan = std::make_shared<dispatch::Plan>(dispatch::MakePlan(*input, opts));
+    boost::asio::post(io_, [this, alive, input, plan, now, t0, why = std::move(why)]() mutable {
+      if (alive.expired()) return;
+      ApplyPlan(std::move(*plan), *input, std::move(why), now, t0);
+    });
+  });
+}
+
+void Engine::ApplyPlan(dispatch::Plan plan, const dispatch::PlanInput& input, std::string why,
+                       TimePoint now, std::chrono::steady_clock::time_point t0) {
+  planning_ = false;
+  if (!started_) return;
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   ++counters_.plans;
@@ -454,6 +479,7 @@ void Engine::Replan(bool quick) {
       auto it = sites_.find(stop.site);
       if (it == sites_.end()) continue;
       const SiteRuntime& s = *it->second;
+      if (!s.mains_fail_at) continue;  // mains came back while the plan was made
       planned_stop_[stop.site] = stop;
       tasks::Assignment a;
       a.site = stop.site;
@@ -511,6 +537,15 @@ void Engine::Replan(bool quick) {
         "re-planned (" + why + "): " + std::to_string(events.size()) + " task changes, " +
             std::to_string(last_plan_->objective.vip_down) + " VIP predicted down");
   MarkViewsDirty();
+  // What was asked for while this plan was made: a quick plan first (a new
+  // failure waits for no full plan), the full one after it.
+  if (again_quick_) {
+    again_quick_ = false;
+    Replan(/*quick=*/true);
+  } else if (again_full_) {
+    again_full_ = false;
+    Replan();
+  }
 }
 
 void Engine::CheckEscalations() {

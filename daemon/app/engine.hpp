@@ -14,6 +14,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <deque>
 #include <functional>
@@ -86,7 +87,12 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   // Plans once after a burst of events; `burst` (a mains failure) waits for
   // one whole poll round so that every site of the same cut is known.
   void ScheduleReplan(const std::string& why, bool burst = false);
+  // Plans on the planner thread (never on the io thread: a 200 ms plan must
+  // not delay the poller) and applies the result here when it comes back.
+  // One plan at a time; requests meanwhile run right after it.
   void Replan(bool quick = false);
+  void ApplyPlan(dispatch::Plan plan, const dispatch::PlanInput& input, std::string why,
+                 core::TimePoint now, std::chrono::steady_clock::time_point t0);
   void CheckEscalations();
   void ArmPeriodic();
   void Log(std::string kind, std::string site, std::string crew, std::string task,
@@ -119,6 +125,10 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   bool quick_pending_ = false;
   bool replan_pending_ = false;
   std::string replan_why_;
+  std::unique_ptr<boost::asio::thread_pool> planner_;      // one thread: MakePlan runs there
+  bool planning_ = false;                                  // a plan is on the planner thread
+  bool again_quick_ = false, again_full_ = false;          // asked for while planning_
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // planner results check it
   boost::asio::steady_timer periodic_timer_;
   std::optional<dispatch::Plan> last_plan_;
   core::TimePoint last_plan_at_{};

@@ -137,9 +137,10 @@ SiteTrack BuildTrack(std::vector<Sample> samples, const scenario::Site& site,
   t.samples = std::move(samples);
   Fill(t.samples);
   FindHolesAndServiceTimes(t, others);
-  const std::optional<double> end_v =
-      site.battery ? std::optional<double>(site.battery->end_v_per_cell * site.battery->cells)
-                   : std::nullopt;
+  // The end voltage, if the scenario gives a battery (a plain value: GCC 12
+  // sees an optional<double> here as maybe uninitialized at -O2).
+  const bool has_end_v = site.battery.has_value();
+  const double end_v = has_end_v ? site.battery->end_v_per_cell * site.battery->cells : 0.0;
   for (size_t i = 0; i < t.samples.size(); ++i) {
     const Sample& s = t.samples[i];
     const TimePoint from = t.served_from[i];
@@ -160,7 +161,7 @@ SiteTrack BuildTrack(std::vector<Sample> samples, const scenario::Site& site,
       continue;
     }
     if (!t.empty_at && (s.lvd_open.value_or(false) ||
-                        (end_v && s.voltage_v && *s.voltage_v <= *end_v + kVoltEpsilon)))
+                        (has_end_v && s.voltage_v && *s.voltage_v <= end_v + kVoltEpsilon)))
       t.empty_at = from;
   }
   t.sim_from = t.foreign_generator_at.value_or(t.last());
