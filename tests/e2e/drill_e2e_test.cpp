@@ -118,6 +118,16 @@ TEST(DrillE2eTest, BadScenarioIsAClearError) {
       << r.out;
 }
 
+TEST(DrillE2eTest, AKeepDirHoldingAnEarlierDrillIsRefused) {
+  std::string dir = TempDir("keep");
+  fs::create_directories(dir + "/run");
+  std::ofstream(dir + "/run/sitepower.db") << "an earlier drill's store";
+  Result r = Exec(kBin + "/sitepower-drill " + kScenarios +
+                  "wuzhai-2020-03-08.yaml --speed 300 --keep-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("is not empty"), std::string::npos) << r.out;
+}
+
 TEST(DrillE2eTest, BadConfigIsAClearErrorAndCheckPassesAGoodOne) {
   Result good = Exec(kBin + "/sitepowerd --config " SITEPOWER_SOURCE_DIR
                             "/config/sitepowerd.example.yaml --check");

@@ -383,6 +383,16 @@ int RunDrill(const DrillOptions& o) {
     char tmpl[] = "/tmp/sitepower-drill-XXXXXX";
     dir = mkdtemp(tmpl);
   } else {
+    // A drill starts from nothing: an old store would bring back the last
+    // drill's tasks and generators (and look like a restart).
+    std::error_code ec;
+    if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
+      std::fprintf(stderr,
+                   "drill: --keep-dir %s is not empty (it holds an earlier drill); "
+                   "give a new or empty directory\n",
+                   dir.c_str());
+      return 2;
+    }
     fs::create_directories(dir);
   }
   if (!o.record_path.empty()) {
