@@ -1,10 +1,12 @@
-// Polls every site's controller over Modbus TCP on one io_context: no thread
-// per device, every request has a deadline, and a device that times out or
-// lies never delays the others (each device runs its own coroutine). Devices
-// on one endpoint (a gateway, unit ids behind one port) share one connection
-// with several requests in flight. Failed devices back off exponentially with
-// jitter; connections reopen by themselves. SunSpec maps find the device's
-// model chain first (sunspec.hpp) and cache it.
+// Polls every site's controller (Modbus TCP, RTU on a serial line, RTU
+// through a TCP gateway) on one io_context: no thread per device, every
+// request has a deadline, and a device that times out or lies never delays
+// the others. Devices on one endpoint (a gateway, unit ids behind one port,
+// one RS-485 bus) share one link (link.hpp). Polls follow a fixed grid
+// (schedule.hpp) kept by one timer for all devices; a poll is one ReadBatch.
+// Failed devices back off exponentially with jitter; links reopen by
+// themselves. SunSpec maps find the device's model chain first (sunspec.hpp)
+// and cache it, with the device's identity (model 1).
 //
 // Threading: construct, AddDevice, Start, Stop and SetFastPoll on the
 // io_context's thread (or before it runs). The sink is called on that thread.

@@ -278,8 +278,8 @@ int main(int argc, char** argv) {
   const double us_per_read = reads > 0 ? cpu / reads * 1e6 : NAN;
   if (json) {
     std::printf(
-        "{\"sites\": %zu, \"ports\": %zu, \"units_per_port\": %d, \"latency_ms\": %d, "
-        "\"faulty_pct\": %.1f, \"interval_s\": %.1f, \"seconds\": %.1f, \"polls_ok\": %llu, "
+        "{\"sites\": %zu, \"ports\": %zu, \"units_per_port\": %d, \"latency_ms\": %s, "
+        "\"faulty_pct\": %s, \"interval_s\": %.1f, \"seconds\": %.1f, \"polls_ok\": %llu, "
         "\"polls_failed\": %llu, \"reads_per_s\": %.0f, \"cpu_s_per_1000_reads\": %.4f, "
         "\"us_per_read\": %.2f, \"sites_in_flight_mean\": %.0f, "
         "\"requests_outstanding_mean\": %.0f, \"in_flight_limit\": %d, "
@@ -287,7 +287,9 @@ int main(int argc, char** argv) {
         "\"peak_rss_mib\": %.0f, \"farm_in_process\": %s, "
         "\"baseline_libmodbus_us_per_read\": %.2f, \"baseline_reads\": %d, "
         "\"ratio_to_baseline\": %.3f}\n",
-        state.size(), farm_ports.size(), units, latency_ms, faulty_pct, interval_s, seconds,
+        state.size(), farm_ports.size(), units,
+        own_farm ? std::to_string(latency_ms).c_str() : "null",  // someone else's farm: unknown
+        own_farm ? std::to_string(faulty_pct).c_str() : "null", interval_s, seconds,
         static_cast<unsigned long long>(polls_ok), static_cast<unsigned long long>(polls_failed),
         reads / wall, cpu / reads * 1000, us_per_read, in_flight_mean, requests_mean, limit, p50,
         p99, peak_mib, own_farm ? "true" : "false", lm_us, lm_reads, us_per_read / lm_us);
