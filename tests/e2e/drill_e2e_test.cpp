@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "e2e_util.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,34 +20,10 @@ namespace fs = std::filesystem;
 const std::string kBin = SITEPOWER_BIN_DIR;
 const std::string kScenarios = SITEPOWER_SHARED_DIR "/scenarios/";
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result Exec(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
-std::string TempDir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("sp-e2e-" + std::to_string(getpid()) + "-" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-json ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  return json::parse(in, nullptr, false);
-}
+using sitepower::e2e::Exec;
+using sitepower::e2e::ReadJson;
+using sitepower::e2e::Result;
+using sitepower::e2e::TempDir;
 
 void ExpectAllUp(const json& report, const std::string& out, bool by_1105) {
   ASSERT_TRUE(report.is_object()) << out;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "e2e_util.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -32,34 +34,10 @@ constexpr double kSpeed = 400;
 constexpr double kPollOnMainsS = 120;
 constexpr double kDrillTickS = 0.020 * kSpeed;
 
-struct Outcome {
-  int code = -1;
-  std::string out;
-};
-
-Outcome Exec(const std::string& cmd) {
-  Outcome r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
-std::string TempDir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("sp-e2e-" + std::to_string(getpid()) + "-" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-json ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  return json::parse(in, nullptr, false);
-}
+using sitepower::e2e::Exec;
+using sitepower::e2e::ReadJson;
+using sitepower::e2e::TempDir;
+using Outcome = sitepower::e2e::Result;
 
 // Seconds since the epoch of a report time; every report time carries the
 // scenario's offset (+08:00), which is therefore left out.
