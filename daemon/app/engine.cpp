@@ -70,6 +70,11 @@ void Engine::SetFastPollHook(std::function<void(const core::SiteId&, bool)> hook
 
 void Engine::Start() {
   RestoreState();
+  // Generators the crews said run (a restart must not take them for mains).
+  for (const auto& t : ledger_.OpenTasks())
+    if (t.status == tasks::TaskStatus::kGeneratorRunning)
+      if (auto site = sites_.find(t.site); site != sites_.end())
+        site->second->tracker.SetGeneratorReported(true);
   // Generators already used, from the ledger's history (survives restarts).
   for (auto& [id, crew] : crews_) {
     for (const auto& e : ledger_.EventsAfter(id, 0)) {
@@ -290,6 +295,13 @@ void Engine::OnLedgerEvent(const tasks::TaskEvent& e) {
   const tasks::Task& t = e.task;
   Log("task", t.site, e.crew, t.id, e.message);
   if (e.kind == tasks::EventKind::kStatus) {
+    // The crew's word on a generator the controller may not be able to show.
+    if (auto site = sites_.find(t.site); site != sites_.end()) {
+      if (t.status == tasks::TaskStatus::kGeneratorRunning)
+        site->second->tracker.SetGeneratorReported(true);
+      else if (IsTerminal(t.status))
+        site->second->tracker.SetGeneratorReported(false);
+    }
     auto it = crews_.find(t.crew);
     if (it != crews_.end()) {
       if (UsesGenerator(e)) it->second->generators_used.insert(t.site);

@@ -30,10 +30,18 @@ std::vector<SiteEvent> SiteStateTracker::Feed(const Reading& r) {
   // Mains: the controller's AC-input point, or if it has none, the battery
   // current (discharging means the rectifiers are not carrying the load).
   std::optional<bool> mains_ok;
-  if (r.mains_ok.quality == Quality::kGood)
+  if (r.battery_current_a.quality == Quality::kGood)
+    discharging_ = r.battery_current_a.value >= kDischargeThresholdA;
+  mains_from_current_ = false;
+  if (r.mains_ok.quality == Quality::kGood) {
     mains_ok = r.mains_ok.value >= 0.5;
-  else if (r.battery_current_a.quality == Quality::kGood)
-    mains_ok = r.battery_current_a.value < kDischargeThresholdA;
+  } else if (r.battery_current_a.quality == Quality::kGood) {
+    mains_from_current_ = true;
+    // During an outage with a generator on site, charging cannot tell mains
+    // from the generator: mains stay lost until the generator leaves.
+    const bool generator_there = mains_failed_ && (generator_ || generator_reported_);
+    if (!(generator_there && !discharging_)) mains_ok = !discharging_;
+  }
   if (mains_ok) {
     bool says_failed = !*mains_ok;
     if (says_failed != mains_failed_) {
@@ -71,6 +79,9 @@ core::PowerState SiteStateTracker::state() const {
   if (!have_data_) return core::PowerState::kUnknown;
   if (lvd_open_ && !generator_) return core::PowerState::kDown;
   if (generator_) return core::PowerState::kOnGenerator;
+  // Shown by the crew and, without a mains point, by the battery no longer discharging.
+  if (mains_failed_ && generator_reported_ && mains_from_current_ && !discharging_)
+    return core::PowerState::kOnGenerator;
   if (mains_failed_) return core::PowerState::kOnBattery;
   return core::PowerState::kOnMains;
 }

@@ -34,6 +34,11 @@ class SiteStateTracker {
   // Events caused by this reading, in order. The mains-failure time is that of
   // the first of the confirming reads.
   std::vector<SiteEvent> Feed(const Reading& r);
+  // A generator the controller cannot show: a crew reported it running (on
+  // until the task is released). A controller without a mains point shows
+  // mains only through the battery current; while a generator is there, a
+  // battery that stops discharging is the generator's doing, not mains.
+  void SetGeneratorReported(bool on) { generator_reported_ = on; }
   core::PowerState state() const;
   bool mains_failed() const { return mains_failed_; }
 
@@ -46,6 +51,9 @@ class SiteStateTracker {
   int disagree_ = 0;  // consecutive reads contradicting mains_failed_
   core::TimePoint first_disagree_{};
   bool generator_ = false, lvd_open_ = false;
+  bool generator_reported_ = false;
+  bool mains_from_current_ = false;  // the last mains reading came from the current
+  bool discharging_ = false;
 };
 
 }  // namespace sitepower::modbus

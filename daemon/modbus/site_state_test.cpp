@@ -75,5 +75,43 @@ TEST(SiteStateTest, GeneratorAndMainsFromCurrentWhenNoMainsPoint) {
   EXPECT_EQ(t.state(), core::PowerState::kOnGenerator);
 }
 
+TEST(SiteStateTest, WithoutAMainsPointAReportedGeneratorIsNotTakenForMains) {
+  SiteStateTracker t(2, 3);
+  auto current = [](int s, double a) {
+    Reading r;
+    r.at = At(s);
+    r.poll_ok = true;
+    r.battery_current_a = {a, At(s), Quality::kGood};
+    return r;
+  };
+  t.Feed(current(0, 40));
+  auto ev = t.Feed(current(10, 40));  // confirmed: the battery carries the load
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsFailed);
+  t.SetGeneratorReported(true);  // a crew says its generator runs
+  for (int s = 20; s < 100; s += 10) EXPECT_TRUE(t.Feed(current(s, -15)).empty()) << s;
+  EXPECT_TRUE(t.mains_failed());
+  EXPECT_EQ(t.state(), core::PowerState::kOnGenerator);
+  // A generator that stops: the battery discharges again, on battery.
+  EXPECT_TRUE(t.Feed(current(100, 35)).empty());
+  EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
+  // The crew leaves (task released): charging now means mains.
+  t.SetGeneratorReported(false);
+  t.Feed(current(110, -10));
+  ev = t.Feed(current(120, -10));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsRestored);
+  EXPECT_EQ(t.state(), core::PowerState::kOnMains);
+}
+
+TEST(SiteStateTest, AMainsPointIsBelievedWhateverTheCrewSays) {
+  SiteStateTracker t(1, 3);
+  t.Feed(Good(0, false, false));
+  t.SetGeneratorReported(true);
+  auto ev = t.Feed(Good(10, true, false));  // the controller's AC input is back
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsRestored);
+}
+
 }  // namespace
 }  // namespace sitepower::modbus

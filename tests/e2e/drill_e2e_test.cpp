@@ -69,6 +69,49 @@ TEST(DrillE2eTest, WuzhaiKeepsEverySiteUp) {
   EXPECT_NE(text.find("grpc_tls=on"), std::string::npos);
 }
 
+// The same outage with the controllers of other makes: six sites behind
+// Cordex CXC HP plant controllers (mains from the rectifiers' AC voltage),
+// six Victron GX (mains from the active AC source) and three with only a
+// Huawei BMS (no mains point: mains from the battery current), the rest
+// SunSpec. The simulated controllers serve each map's registers; the daemon
+// polls them through the same maps. A generator charging a BMS-only site's
+// battery is not taken for mains.
+TEST(DrillE2eTest, WuzhaiWithVendorControllersKeepsEverySiteUp) {
+  std::string dir = TempDir("vendor");
+  std::ifstream in(kScenarios + "wuzhai-2020-03-08.yaml");
+  std::string line, yaml;
+  int n = 0;
+  while (std::getline(in, line)) {
+    if (line.find("controller: {map: sunspec-802") != std::string::npos) {
+      ++n;
+      if (n <= 6)
+        line = "    controller: {map: cordex-cxc-hp-lds, unit: 247}";
+      else if (n <= 12)
+        line = "    controller: {map: victron-gx-system, unit: 100}";
+      else if (n <= 15)
+        line = "    controller: {map: huawei-esm-48150b1, unit: 217}";
+    }
+    if (line.rfind("name: wuzhai-2020-03-08", 0) == 0) line = "name: wuzhai-vendor-maps";
+    yaml += line + "\n";
+  }
+  ASSERT_EQ(n, 18);
+  std::ofstream(dir + "/vendor.yaml") << yaml;
+  Result r = Exec(kBin + "/sitepower-drill " + dir + "/vendor.yaml --speed 300 --report " + dir +
+                  "/report.json --keep-dir " + dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json report = ReadJson(dir + "/report.json");
+  ExpectAllUp(report, r.out, /*by_1105=*/false);
+  for (const auto& [id, site] : report["sites"].items()) {
+    // The daemon saw every failure through its site's map, within minutes.
+    ASSERT_TRUE(site.contains("daemon_mains_fail_at")) << id;
+    EXPECT_LE(site["daemon_mains_fail_at"].get<std::string>(), "2020-03-08T08:36:00+08:00") << id;
+  }
+  std::ifstream log(dir + "/run/sitepowerd.log");
+  std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_EQ(text.find("mains_restored"), std::string::npos);  // mains come back at 17:30 only
+  EXPECT_EQ(text.find("implausible"), std::string::npos);
+}
+
 // kill -9 at 09:40 and a restart 30 s later (issue 8): the same outcome, no
 // crew stream shows a gap or a duplicate, and every event a crew received is
 // still in its history afterwards (tasks and sequences come back from SQLite).

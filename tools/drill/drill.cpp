@@ -27,6 +27,7 @@
 #include "drill/crew_sim.hpp"
 #include "drill/drill_replay.hpp"
 #include "drill/noc_watch.hpp"
+#include "modbus/register_map.hpp"
 #include "sim/battery_sim.hpp"
 #include "sim/controller_sim.hpp"
 
@@ -406,14 +407,35 @@ int RunDrill(const DrillOptions& o) {
   if (daemon.empty())
     daemon = (fs::read_symlink("/proc/self/exe").parent_path() / "sitepowerd").string();
 
-  // Plants: one simulated controller and battery per site.
+  // Plants: one simulated controller and battery per site; each controller
+  // serves the register map the scenario names for it (the daemon polls it
+  // through the same map).
+  auto maps = modbus::MapRegistry::Load("");
+  if (!maps.ok()) {
+    std::fprintf(stderr, "sitepower-drill: %s\n", maps.status().ToString().c_str());
+    return 1;
+  }
+  for (const auto& site : s.sites)
+    if (!maps->Has(site.controller.map)) {
+      std::fprintf(stderr,
+                   "sitepower-drill: %s: site %s: controller.map: unknown register map '%s' "
+                   "(built-in: %s)\n",
+                   o.scenario_path.c_str(), site.id.c_str(), site.controller.map.c_str(),
+                   [&maps]() {
+                     std::string all;
+                     for (const auto& n : maps->Names()) all += (all.empty() ? "" : ", ") + n;
+                     return all;
+                   }()
+                       .c_str());
+      return 2;
+    }
   sim::ControllerFarm farm;
   std::map<std::string, SimSite> sites;
   for (const auto& site : s.sites) {
     SimSite ss;
     ss.site = &site;
     std::string err;
-    ss.farm_index = farm.Add(&err);
+    ss.farm_index = farm.Add(*maps->Find(site.controller.map), &err);
     if (ss.farm_index < 0) {
       std::fprintf(stderr, "sitepower-drill: site %s: cannot start its simulated controller: %s\n",
                    site.id.c_str(), err.c_str());

@@ -11,11 +11,14 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "modbus/map_image.hpp"
 
 namespace sitepower::sim {
 
@@ -27,6 +30,11 @@ constexpr int kHoldingCount = 300;
 struct Controller {
   modbus_t* ctx = nullptr;
   modbus_mapping_t* map = nullptr;
+  const modbus::RegisterMap* rmap = nullptr;      // null: the fixed SunSpec 802 layout
+  int mains_fc = MODBUS_FC_READ_DISCRETE_INPUTS;  // where the mains status is read
+  int mains_addr = 0;
+  bool mains_lost = false;
+  bool warned = false;  // a state the map cannot express was reported
   int listen_fd = -1;
   int port = 0;
   Fault fault = Fault::kNone;
@@ -88,6 +96,75 @@ void Apply(modbus_mapping_t* m, const ControllerState& s) {
   m->tab_input_bits[2] = s.lvd_open;
 }
 
+// One function code's span of addresses in a map (what its polls read).
+struct Span {
+  int start = 0, count = 0;
+  void Cover(int a, int n) {
+    if (count == 0) {
+      start = a;
+      count = n;
+      return;
+    }
+    const int end = std::max(start + count, a + n);
+    start = std::min(start, a);
+    count = end - start;
+  }
+};
+
+// Writes `state` as a device with map `m` serves it.
+void ApplyMap(Controller& c, const ControllerState& s) {
+  modbus::CanonicalValues v;
+  v.battery_voltage_v = s.voltage_v;
+  v.battery_current_a = s.current_a;
+  v.battery_temp_c = s.temp_c;
+  v.soc_pct = s.soc_pct;
+  v.remaining_ah = s.capacity_ah * s.soc_pct / 100.0;
+  v.lvd_v = s.lvd_v;
+  v.alarms = 0;
+  v.mains_ok = s.mains_ok;
+  v.generator_running = s.generator_running;
+  v.lvd_open = s.lvd_open;
+  auto image = modbus::EncodeImage(*c.rmap, v);
+  if (!image.ok()) {
+    if (!c.warned)
+      std::fprintf(stderr, "sim: controller on port %d (map %s): %s; keeps what it showed\n",
+                   c.port, c.rmap->name.c_str(), image.status().message().c_str());
+    c.warned = true;
+    return;
+  }
+  modbus_mapping_t* m = c.map;
+  for (const auto& [fc, words] : image->words)
+    for (const auto& [addr, w] : words) {
+      switch (fc) {
+        case modbus::Function::kReadCoils:
+          if (addr >= m->start_bits && addr < m->start_bits + m->nb_bits)
+            m->tab_bits[addr - m->start_bits] = w ? 1 : 0;
+          break;
+        case modbus::Function::kReadDiscreteInputs:
+          if (addr >= m->start_input_bits && addr < m->start_input_bits + m->nb_input_bits)
+            m->tab_input_bits[addr - m->start_input_bits] = w ? 1 : 0;
+          break;
+        case modbus::Function::kReadHoldingRegisters:
+          if (addr >= m->start_registers && addr < m->start_registers + m->nb_registers)
+            m->tab_registers[addr - m->start_registers] = w;
+          break;
+        case modbus::Function::kReadInputRegisters:
+          if (addr >= m->start_input_registers &&
+              addr < m->start_input_registers + m->nb_input_registers)
+            m->tab_input_registers[addr - m->start_input_registers] = w;
+          break;
+      }
+    }
+}
+
+void ApplyState(Controller& c, const ControllerState& s) {
+  c.mains_lost = !s.mains_ok;
+  if (c.rmap)
+    ApplyMap(c, s);
+  else
+    Apply(c.map, s);
+}
+
 }  // namespace
 
 struct ControllerFarm::Impl {
@@ -99,6 +176,8 @@ struct ControllerFarm::Impl {
 
   void Loop();
   void Serve(Controller& c, int fd, std::vector<int>& to_close);
+  // Opens c's listening socket and keeps it; returns its index or -1.
+  int Listen(Controller& c, std::string* error);
 };
 
 ControllerFarm::ControllerFarm() : impl_(std::make_unique<Impl>()) {
@@ -119,10 +198,63 @@ ControllerFarm::~ControllerFarm() {
 
 int ControllerFarm::Add(std::string* error) {
   Controller c;
-  c.ctx = modbus_new_tcp("127.0.0.1", 0);
   c.map = modbus_mapping_new_start_address(0, 0, 0, 3, kHoldingStart, kHoldingCount, 0, 0);
-  if (!c.ctx || !c.map) {
+  if (!c.map) {
     if (error) *error = "libmodbus: out of memory";
+    return -1;
+  }
+  InitLayout(c.map);
+  return impl_->Listen(c, error);
+}
+
+int ControllerFarm::Add(const modbus::RegisterMap& map, std::string* error) {
+  Controller c;
+  c.rmap = &map;
+  // The mapping covers every address the map's polls read (and, for a
+  // SunSpec map, the chain at 40000 in the common layout).
+  Span bits, inputs, holding, input_regs;
+  for (const auto& b : map.blocks) {
+    Span* span = b.fc == modbus::Function::kReadCoils              ? &bits
+                 : b.fc == modbus::Function::kReadDiscreteInputs   ? &inputs
+                 : b.fc == modbus::Function::kReadHoldingRegisters ? &holding
+                                                                   : &input_regs;
+    span->Cover(b.address, b.count);
+  }
+  if (map.sunspec_model) holding.Cover(kHoldingStart, kHoldingCount);
+  c.map = modbus_mapping_new_start_address(bits.start, bits.count, inputs.start, inputs.count,
+                                           holding.start, holding.count, input_regs.start,
+                                           input_regs.count);
+  if (!c.map) {
+    if (error) *error = "libmodbus: out of memory";
+    return -1;
+  }
+  if (map.sunspec_model) {
+    // The chain of the fixed layout, in a mapping that may start elsewhere.
+    modbus_mapping_t* chain =
+        modbus_mapping_new_start_address(0, 0, 0, 3, kHoldingStart, kHoldingCount, 0, 0);
+    InitLayout(chain);
+    for (int i = 0; i < kHoldingCount; ++i)
+      c.map->tab_registers[kHoldingStart + i - holding.start] = chain->tab_registers[i];
+    modbus_mapping_free(chain);
+  }
+  // Where the mains status is read, for Stats(): the mains_ok point, else
+  // the first AC voltage of the map's mains rule.
+  std::string mains_point = "mains_ok";
+  if (map.mains && !map.mains->from.empty()) mains_point = map.mains->from.front();
+  c.mains_fc = -1;
+  for (const auto& p : map.points)
+    if (p.name == mains_point) {
+      c.mains_fc = static_cast<int>(p.fc);
+      c.mains_addr = p.address;
+    }
+  return impl_->Listen(c, error);
+}
+
+int ControllerFarm::Impl::Listen(Controller& c, std::string* error) {
+  c.ctx = modbus_new_tcp("127.0.0.1", 0);
+  if (!c.ctx) {
+    if (error) *error = "libmodbus: out of memory";
+    modbus_mapping_free(c.map);
     return -1;
   }
   c.listen_fd = modbus_tcp_listen(c.ctx, 16);
@@ -136,18 +268,17 @@ int ControllerFarm::Add(std::string* error) {
   socklen_t len = sizeof addr;
   getsockname(c.listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
   c.port = ntohs(addr.sin_port);
-  InitLayout(c.map);
-  Apply(c.map, ControllerState{});
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->controllers.push_back(c);
-  return static_cast<int>(impl_->controllers.size()) - 1;
+  ApplyState(c, ControllerState{});
+  std::lock_guard<std::mutex> lock(mu);
+  controllers.push_back(c);
+  return static_cast<int>(controllers.size()) - 1;
 }
 
 int ControllerFarm::port(int index) const { return impl_->controllers.at(index).port; }
 
 void ControllerFarm::Set(int index, const ControllerState& state) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  Apply(impl_->controllers.at(index).map, state);
+  ApplyState(impl_->controllers.at(index), state);
 }
 
 void ControllerFarm::SetFault(int index, Fault fault) {
@@ -195,7 +326,9 @@ void ControllerFarm::Impl::Serve(Controller& c, int fd, std::vector<int>& to_clo
   switch (c.fault) {
     case Fault::kNone:
       modbus_reply(c.ctx, query, rc, c.map);
-      if (rc > 7 && query[7] == MODBUS_FC_READ_DISCRETE_INPUTS && !c.map->tab_input_bits[0]) {
+      if (rc >= 12 && c.mains_lost && query[7] == c.mains_fc &&
+          c.mains_addr >= (query[8] << 8 | query[9]) &&
+          c.mains_addr < (query[8] << 8 | query[9]) + (query[10] << 8 | query[11])) {
         ++c.di_replies;
         if (c.di_reply_ns.size() < 4096)
           c.di_reply_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
