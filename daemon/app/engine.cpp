@@ -112,21 +112,21 @@ void Engine::OnReading(const core::SiteId& site, const modbus::Reading& r) {
     ++counters_.poll_errors;
     ++counters_.errors_by_map[s.cfg.controller.map];
   }
-  if (r.identity && (!s.identity || *s.identity != *r.identity)) {
+  // The poller hands every reading of a device the same identity pointer:
+  // the strings are compared only when it changes.
+  if (r.identity && r.identity != s.identity && (!s.identity || *s.identity != *r.identity)) {
     s.identity = r.identity;
     Log("device", site, "", "", "controller: " + *r.identity);
     MarkViewsDirty();
   }
   if (r.poll_ok) {
-    // Values the map's bounds rejected: logged when they change, not every poll.
-    std::string problems;
-    for (const std::string& p : r.problems) problems += (problems.empty() ? "" : "; ") + p;
-    if (problems != s.problems) {
-      if (!problems.empty())
-        Log("telemetry", site, "", "", "implausible values ignored: " + problems);
-      else if (!s.problems.empty())
-        Log("telemetry", site, "", "", "values plausible again");
-      s.problems = std::move(problems);
+    // Values the map's bounds rejected: logged when they change (against the
+    // last good poll's), not every poll.
+    if (r.problems != s.last.problems) {
+      std::string text;
+      for (const std::string& p : r.problems) text += (text.empty() ? "" : "; ") + p;
+      Log("telemetry", site, "", "",
+          text.empty() ? "values plausible again" : "implausible values ignored: " + text);
     }
     s.last = r;
     s.has_reading = true;
@@ -466,15 +466,16 @@ void Engine::Replan(bool quick) {
   boost::asio::post(*planner_, [this, alive = std::weak_ptr<int>(alive_), input, opts, now, t0,
                                 why = std::move(why)]() mutable {
     auto plan = std::make_shared<dispatch::Plan>(dispatch::MakePlan(*input, opts));
-    boost::asio::post(io_, [this, alive, input, plan, now, t0, why = std::move(why)]() mutable {
+    boost::asio::post(io_, [this, alive, sites = input->sites.size(), plan, now, t0,
+                            why = std::move(why)]() mutable {
       if (alive.expired()) return;
-      ApplyPlan(std::move(*plan), *input, std::move(why), now, t0);
+      ApplyPlan(std::move(*plan), sites, std::move(why), now, t0);
     });
   });
 }
 
-void Engine::ApplyPlan(dispatch::Plan plan, const dispatch::PlanInput& input, std::string why,
-                       TimePoint now, std::chrono::steady_clock::time_point t0) {
+void Engine::ApplyPlan(dispatch::Plan plan, size_t sites_planned, std::string why, TimePoint now,
+                       std::chrono::steady_clock::time_point t0) {
   planning_ = false;
   if (!started_) return;
   double ms =
@@ -538,7 +539,7 @@ void Engine::ApplyPlan(dispatch::Plan plan, const dispatch::PlanInput& input, st
   last_plan_at_ = now;
   LogLine(LogLevel::kInfo, "plan",
           {{"why", why},
-           {"sites", std::to_string(input.sites.size())},
+           {"sites", std::to_string(sites_planned)},
            {"tasks", std::to_string(assignments.size())},
            {"changes", std::to_string(events.size())},
            {"vip_down", std::to_string(last_plan_->objective.vip_down)},

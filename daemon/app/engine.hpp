@@ -91,8 +91,8 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   // not delay the poller) and applies the result here when it comes back.
   // One plan at a time; requests meanwhile run right after it.
   void Replan(bool quick = false);
-  void ApplyPlan(dispatch::Plan plan, const dispatch::PlanInput& input, std::string why,
-                 core::TimePoint now, std::chrono::steady_clock::time_point t0);
+  void ApplyPlan(dispatch::Plan plan, size_t sites_planned, std::string why, core::TimePoint now,
+                 std::chrono::steady_clock::time_point t0);
   void CheckEscalations();
   void ArmPeriodic();
   void Log(std::string kind, std::string site, std::string crew, std::string task,

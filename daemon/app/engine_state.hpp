@@ -21,7 +21,6 @@ struct Engine::SiteRuntime {
   modbus::Reading last;
   bool has_reading = false;
   std::shared_ptr<const std::string> identity;  // what the controller says it is
-  std::string problems;  // the last poll's implausible values, joined; logged on change
   core::PowerState state = core::PowerState::kUnknown;
   std::optional<core::TimePoint> mains_fail_at;
   std::optional<model::RuntimeBand> band;  // minutes from band_at

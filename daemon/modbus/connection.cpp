@@ -11,6 +11,8 @@
 #include <cstring>
 #include <functional>
 
+#include "modbus/schedule.hpp"
+
 namespace sitepower::modbus {
 
 namespace asio = boost::asio;
@@ -39,7 +41,7 @@ Connection::Connection(asio::io_context::executor_type ex, std::string host, uin
       socket_(ex),
       rbuf_(16 * 1024),
       sweep_(ex),
-      jitter_state_(static_cast<uint32_t>(std::hash<std::string>()(name_)) | 1u) {}
+      rng_(static_cast<unsigned>(std::hash<std::string>()(name_))) {}
 
 awaitable<core::Result<std::vector<uint16_t>>> Connection::Transact(uint8_t unit, ReadBlock b,
                                                                     core::Millis timeout) {
@@ -93,10 +95,8 @@ bool Connection::Submit(ReadBatch* b) {
     for (auto& r : b->requests) r.state = ReadBatch::Request::State::kDone;
     b->remaining = 0;
     if (n > 0) b->status = core::Status::Unavailable(name_ + ": poller stopped");
-    asio::post(ex_, [self = shared_from_this(), b]() {
-      auto owner = std::move(b->owner);
-      b->on_done(*b);
-    });
+    finished_.push_back(b);
+    PostDeliver();  // handed back after this turn, never from inside Submit
     return true;
   }
   const auto now = Clock::now();
@@ -168,11 +168,11 @@ void Connection::Expire(Request* r) {
   // Nothing at all came back since this was sent: the link (not just one
   // unit behind it) is gone, e.g. half-open. Start over.
   const bool silent = last_rx_ < r->sent_at;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r->deadline - r->sent_at);
-  Complete(r, core::Status::DeadlineExceeded("no answer within " + std::to_string(ms.count()) +
+  const std::string ms = std::to_string(r->batch->timeout.count());
+  Complete(r, core::Status::DeadlineExceeded("no answer within " + ms +
                                              " ms"));  // a late reply is dropped as unknown
   if (silent)
-    Close("no reply to anything for " + std::to_string(ms.count()) + " ms");
+    Close("no reply to anything for " + ms + " ms");
   else
     Pump();
 }
@@ -354,11 +354,9 @@ awaitable<void> Connection::ConnectLoop(std::shared_ptr<Connection> self) {
     socket_.close(ignored);
     state_ = State::kClosed;
     connect_error_ = what;
-    connect_backoff_ = std::clamp(connect_backoff_ * 2, core::Millis(250), core::Millis(30000));
-    jitter_state_ = jitter_state_ * 1664525u + 1013904223u;  // LCG: reproducible per endpoint
-    const double jitter = 0.8 + 0.4 * static_cast<double>(jitter_state_ >> 8) / 16777216.0;
-    reconnect_at_ =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(connect_backoff_ * jitter);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    reconnect_at_ = Clock::now() + Backoff(++connect_failures_in_a_row_, core::Millis(250),
+                                           core::Millis(30000), unit(rng_), /*max_doublings=*/16);
     FailAll(core::Status::Unavailable("connect " + name_ + ": " + what));
     Deliver();
     co_return;
@@ -366,7 +364,7 @@ awaitable<void> Connection::ConnectLoop(std::shared_ptr<Connection> self) {
   socket_.set_option(tcp::no_delay(true), ec);
   state_ = State::kOpen;
   ++stats_.connects;
-  connect_backoff_ = core::Millis(0);
+  connect_failures_in_a_row_ = 0;
   reconnect_at_ = {};
   last_rx_ = Clock::now();
   have_ = 0;

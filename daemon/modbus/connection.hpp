@@ -30,6 +30,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <random>
 #include <span>
 #include <string>
 #include <vector>
@@ -123,9 +124,9 @@ class Connection final : public Link, public std::enable_shared_from_this<Connec
   Clock::time_point sweep_at_ = Clock::time_point::max();
   Clock::time_point last_rx_{};
   Clock::time_point reconnect_at_{};  // no connect before this (after a failed one)
-  core::Millis connect_backoff_{0};
+  int connect_failures_in_a_row_ = 0;
   std::string connect_error_;  // why the last connect failed
-  uint32_t jitter_state_;      // backoff jitter, seeded from the endpoint's name
+  std::minstd_rand rng_;       // backoff jitter, seeded from the endpoint's name
   bool deliver_posted_ = false;
   LinkStats stats_;
 };

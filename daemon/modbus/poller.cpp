@@ -2,12 +2,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <functional>
 #include <random>
 
@@ -22,10 +19,12 @@ namespace sitepower::modbus {
 namespace asio = boost::asio;
 using asio::awaitable;
 
-// Relocated maps, one per (map, SunSpec chain): devices of the same make and
-// firmware share one copy (100,000 devices would otherwise hold 100,000).
+// Relocated maps, one per (map, SunSpec chain), and identities: devices of
+// the same make and firmware share one copy (100,000 devices would otherwise
+// hold 100,000).
 struct RelocatedMaps {
   std::map<std::string, std::unique_ptr<RegisterMap>> by_chain;
+  std::map<std::string, std::shared_ptr<const std::string>> identities;
 };
 
 struct Poller::Device : std::enable_shared_from_this<Poller::Device> {
@@ -152,8 +151,11 @@ awaitable<core::Status> Locate(DevicePtr d, core::Millis timeout) {
                                 static_cast<uint16_t>(common->address + 2), kCommonModelMinLength},
                       timeout);
     if (body.ok())
-      if (auto id = DecodeCommonModel(*body); id.ok())
-        d->identity = std::make_shared<const std::string>(id->ToString());
+      if (auto id = DecodeCommonModel(*body); id.ok()) {
+        auto& known = d->relocated->identities[id->ToString()];
+        if (!known) known = std::make_shared<const std::string>(id->ToString());
+        d->identity = known;
+      }
   }
   co_return core::Status::Ok();
 }

@@ -13,31 +13,49 @@
 
 namespace sitepower::modbus {
 
+namespace {
+
+// The canonical points and where each lives in a Reading: the one list of them.
+struct Field {
+  const char* name;
+  PointValue Reading::*member;
+};
+constexpr Field kFields[] = {
+    {"mains_ok", &Reading::mains_ok},
+    {"battery_voltage_v", &Reading::battery_voltage_v},
+    {"battery_current_a", &Reading::battery_current_a},
+    {"battery_temp_c", &Reading::battery_temp_c},
+    {"soc_pct", &Reading::soc_pct},
+    {"remaining_ah", &Reading::remaining_ah},
+    {"lvd_v", &Reading::lvd_v},
+    {"lvd_open", &Reading::lvd_open},
+    {"generator_running", &Reading::generator_running},
+    {"alarms", &Reading::alarms},
+    {"ac_voltage_v", &Reading::ac_voltage_v},
+    {"ac_voltage_l2_v", &Reading::ac_voltage_l2_v},
+    {"ac_voltage_l3_v", &Reading::ac_voltage_l3_v},
+};
+
+PointValue Reading::*FieldOf(const std::string& name) {
+  for (const Field& f : kFields)
+    if (name == f.name) return f.member;
+  return nullptr;
+}
+
+}  // namespace
+
 const std::vector<std::string>& PointNames() {
-  static const std::vector<std::string> kNames = {
-      "mains_ok",       "battery_voltage_v", "battery_current_a",
-      "battery_temp_c", "soc_pct",           "remaining_ah",
-      "lvd_v",          "lvd_open",          "generator_running",
-      "alarms",         "ac_voltage_v",      "ac_voltage_l2_v",
-      "ac_voltage_l3_v"};
+  static const std::vector<std::string> kNames = [] {
+    std::vector<std::string> names;
+    for (const Field& f : kFields) names.push_back(f.name);
+    return names;
+  }();
   return kNames;
 }
 
 PointValue* ReadingSlot(Reading& r, const std::string& name) {
-  if (name == "mains_ok") return &r.mains_ok;
-  if (name == "battery_voltage_v") return &r.battery_voltage_v;
-  if (name == "battery_current_a") return &r.battery_current_a;
-  if (name == "battery_temp_c") return &r.battery_temp_c;
-  if (name == "soc_pct") return &r.soc_pct;
-  if (name == "remaining_ah") return &r.remaining_ah;
-  if (name == "lvd_v") return &r.lvd_v;
-  if (name == "lvd_open") return &r.lvd_open;
-  if (name == "generator_running") return &r.generator_running;
-  if (name == "alarms") return &r.alarms;
-  if (name == "ac_voltage_v") return &r.ac_voltage_v;
-  if (name == "ac_voltage_l2_v") return &r.ac_voltage_l2_v;
-  if (name == "ac_voltage_l3_v") return &r.ac_voltage_l3_v;
-  return nullptr;
+  PointValue Reading::*member = FieldOf(name);
+  return member ? &(r.*member) : nullptr;
 }
 
 bool IsAcVoltagePoint(const std::string& name) {
@@ -180,8 +198,8 @@ std::optional<PointSpec> ParsePoint(const YAML::Node& node, const std::string& p
   PointSpec p;
   p.line = node.Mark().line + 1;
   p.name = pm.String("name", true).value_or("");
-  const auto& names = PointNames();
-  if (!p.name.empty() && std::find(names.begin(), names.end(), p.name) == names.end())
+  p.field = FieldOf(p.name);
+  if (!p.name.empty() && !p.field)
     errors.Add(pm.Child("name"), pm.PathOf("name"), "unknown point '" + p.name + "'");
   long long fc = pm.Integer("fc", true, 1, 4).value_or(3);
   p.fc = static_cast<Function>(fc);
@@ -263,11 +281,14 @@ std::optional<MainsRule> ParseMains(const YAML::Node& node, core::YamlErrors& er
   } else if (from.IsDefined()) {
     errors.Add(from, "mains.from", "expected an AC voltage point or a list of them");
   }
-  for (const auto& f : rule.from)
-    if (!IsAcVoltagePoint(f))
+  for (const auto& f : rule.from) {
+    if (IsAcVoltagePoint(f))
+      rule.fields.push_back(FieldOf(f));
+    else
       errors.Add(from, "mains.from",
                  "'" + f + "' is not an AC voltage point (ac_voltage_v|ac_voltage_l2_v|" +
                      "ac_voltage_l3_v)");
+  }
   rule.ok_above_v = mm.Number("ok_above_v", true, 1, 100000).value_or(0);
   if (auto req = mm.String("require")) {
     if (*req == "all")
@@ -425,8 +446,7 @@ Reading DecodeReading(const RegisterMap& map, const std::vector<std::vector<uint
     return std::nullopt;
   };
   for (const auto& p : map.points) {
-    PointValue* slot = ReadingSlot(r, p.name);
-    if (!slot) continue;
+    if (!p.field) continue;
     auto v = DecodePoint(p, word, problems);
     if (!v) continue;
     if ((p.min && *v < *p.min) || (p.max && *v > *p.max)) {
@@ -437,15 +457,15 @@ Reading DecodeReading(const RegisterMap& map, const std::vector<std::vector<uint
       }
       continue;
     }
-    *slot = PointValue{*v, at, Quality::kGood};
+    r.*p.field = PointValue{*v, at, Quality::kGood};
   }
   if (map.mains) {
     int read = 0, up = 0;
-    for (const auto& phase : map.mains->from) {
-      const PointValue* v = ReadingSlot(r, phase);
-      if (!v || v->quality != Quality::kGood) continue;
+    for (PointValue Reading::*phase : map.mains->fields) {
+      const PointValue& v = r.*phase;
+      if (v.quality != Quality::kGood) continue;
       ++read;
-      up += v->value > map.mains->ok_above_v;
+      up += v.value > map.mains->ok_above_v;
     }
     if (read > 0) {
       bool ok = map.mains->require_all ? up == read : up > 0;

@@ -54,7 +54,8 @@ enum class WordOrder { kHighFirst, kLowFirst };  // 32-bit values: ABCD vs CDAB
 //   -> number: raw x scale (or x 10^sf) + offset
 //   -> invert (negate a number, NOT a 0/1) -> outside min/max = absent + problem.
 struct PointSpec {
-  std::string name;  // canonical point name (see PointNames())
+  std::string name;                      // canonical point name (see PointNames())
+  PointValue Reading::*field = nullptr;  // where `name` lives in a Reading (set by the parser)
   Function fc = Function::kReadHoldingRegisters;
   uint16_t address = 0;  // PDU address (0-based) after applying the map's address_base
   ValueType type = ValueType::kU16;
@@ -76,7 +77,8 @@ struct PointSpec {
 // every phase that was read). Phases that were not read are left out; with
 // none read, mains_ok is absent.
 struct MainsRule {
-  std::vector<std::string> from;  // ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v
+  std::vector<std::string> from;              // ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v
+  std::vector<PointValue Reading::*> fields;  // the same, as Reading members
   double ok_above_v = 0;
   bool require_all = false;
   int line = 0;

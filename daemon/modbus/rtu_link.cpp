@@ -15,9 +15,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 
 #include "modbus/rtu_codec.hpp"
+#include "modbus/schedule.hpp"
 
 namespace sitepower::modbus {
 
@@ -507,11 +507,9 @@ void RtuLink::FailQueued(const core::Status& why) {
 
 void RtuLink::BackOff() {
   ++failures_;
-  const double base =
-      static_cast<double>(options_.reopen_min.count()) * std::pow(2.0, std::min(failures_ - 1, 16));
-  const double ms = std::min(base, static_cast<double>(options_.reopen_max.count()));
-  std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  retry_at_ = Clock::now() + core::Millis(static_cast<long>(ms * jitter(rng_)));
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  retry_at_ = Clock::now() + Backoff(failures_, options_.reopen_min, options_.reopen_max,
+                                     unit(rng_), /*max_doublings=*/16);
 }
 
 void RtuLink::Close(const std::string& why) {

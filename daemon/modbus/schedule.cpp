@@ -27,18 +27,18 @@ std::chrono::steady_clock::time_point NextSlot(std::chrono::steady_clock::time_p
   using Ms = std::chrono::duration<double, std::milli>;
   const double iv = static_cast<double>(interval.count());
   const double since = Ms(earliest - epoch).count();
-  double k = std::max(0.0, std::ceil(since / iv - phase));
-  auto at =
-      epoch + std::chrono::duration_cast<std::chrono::steady_clock::duration>(Ms((k + phase) * iv));
-  if (at < earliest)
-    at = epoch + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                     Ms((k + 1 + phase) * iv));  // rounding
-  return at;
+  const auto slot = [&](double k) {
+    return epoch +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(Ms((k + phase) * iv));
+  };
+  const double k = std::max(0.0, std::ceil(since / iv - phase));
+  return slot(k) < earliest ? slot(k + 1) : slot(k);  // the next one if rounding fell short
 }
 
-core::Millis Backoff(int failures, core::Millis base, core::Millis cap, double unit_random) {
+core::Millis Backoff(int failures, core::Millis base, core::Millis cap, double unit_random,
+                     int max_doublings) {
   if (failures <= 0) return core::Millis(0);
-  const double factor = std::pow(2.0, std::min(failures - 1, 6));
+  const double factor = std::pow(2.0, std::min(failures - 1, max_doublings));
   const double ms = std::min(static_cast<double>(cap.count()),
                              std::max(0.0, static_cast<double>(base.count())) * factor);
   const double jitter = 0.8 + 0.4 * std::clamp(unit_random, 0.0, 1.0);

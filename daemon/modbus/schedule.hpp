@@ -31,9 +31,11 @@ std::chrono::steady_clock::time_point NextSlot(std::chrono::steady_clock::time_p
                                                std::chrono::steady_clock::time_point earliest);
 
 // Exponential backoff after `failures` consecutive failures (0: none):
-// base x 2^(failures-1), at most 2^6 x base and at most `cap`, times a jitter
-// factor in [0.8, 1.2) from `unit_random` in [0, 1), so that the devices of a
-// gateway that comes back are not all retried in the same instant.
-core::Millis Backoff(int failures, core::Millis base, core::Millis cap, double unit_random);
+// base x 2^(failures-1), at most 2^max_doublings x base and at most `cap`,
+// times a jitter factor in [0.8, 1.2) from `unit_random` in [0, 1), so that
+// the devices of a gateway that comes back are not all retried in the same
+// instant. Devices (poller), TCP connects and RTU reopens all back off so.
+core::Millis Backoff(int failures, core::Millis base, core::Millis cap, double unit_random,
+                     int max_doublings = 6);
 
 }  // namespace sitepower::modbus

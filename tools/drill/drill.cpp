@@ -418,15 +418,10 @@ int RunDrill(const DrillOptions& o) {
   for (const auto& site : s.sites)
     if (!maps->Has(site.controller.map)) {
       std::fprintf(stderr,
-                   "sitepower-drill: %s: site %s: controller.map: unknown register map '%s' "
+                   "sitepower-drill: %s:%d: site %s: controller.map: unknown register map '%s' "
                    "(built-in: %s)\n",
-                   o.scenario_path.c_str(), site.id.c_str(), site.controller.map.c_str(),
-                   [&maps]() {
-                     std::string all;
-                     for (const auto& n : maps->Names()) all += (all.empty() ? "" : ", ") + n;
-                     return all;
-                   }()
-                       .c_str());
+                   o.scenario_path.c_str(), site.line, site.id.c_str(), site.controller.map.c_str(),
+                   JoinIds(maps->Names()).c_str());
       return 2;
     }
   sim::ControllerFarm farm;

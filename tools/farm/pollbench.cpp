@@ -59,7 +59,7 @@ int Usage() {
       stderr,
       "usage: sitepower-pollbench [--farm HOST:PORT-PORT | --ports N] [--units-per-port U]\n"
       "         [--latency-ms L] [--faulty-pct F] [--map NAME] [--interval-s S]\n"
-      "         [--seconds T] [--json]\n");
+      "         [--in-flight N] [--seconds T] [--json]\n");
   return 2;
 }
 
@@ -100,7 +100,9 @@ int main(int argc, char** argv) {
     else
       return Usage();
   }
-  if (units < 1 || units > 247 || ports < 1 || interval_s < 0 || seconds <= 0) return Usage();
+  if (units < 1 || units > 247 || ports < 1 || interval_s < 0 || seconds <= 0 || in_flight < 0 ||
+      in_flight > 255)
+    return Usage();
 
   // The farm: someone else's, or our own on a second thread.
   std::string host = "127.0.0.1";
@@ -189,8 +191,8 @@ int main(int argc, char** argv) {
   // The first interval (at least 2 s) is warm-up: SunSpec discovery, first polls.
   const double warmup_s = std::max(2.0, interval_s);
   for (auto& s : state) s.last_ok = start;  // age counts from the start until the first poll
-  // Poll ages sampled once a second after the warm-up (below);
-  // requests in flight once a second throughout.
+  // Poll ages and what is in flight, sampled once a second after the warm-up
+  // (below).
   std::vector<double> ages;
   double in_flight_sum = 0, requests_sum = 0;
   int in_flight_samples = 0;
