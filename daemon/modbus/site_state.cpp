@@ -40,7 +40,14 @@ std::vector<SiteEvent> SiteStateTracker::Feed(const Reading& r) {
     // During an outage with a generator on site, charging cannot tell mains
     // from the generator: mains stay lost until the generator leaves.
     const bool generator_there = mains_failed_ && (generator_ || generator_reported_);
-    if (!(generator_there && !discharging_)) mains_ok = !discharging_;
+    // Only a charging battery shows mains back: a battery that stopped
+    // discharging because its low-voltage disconnect opened (or the
+    // controller reads no current) is a site off air, not mains returning.
+    const bool charging = r.battery_current_a.value <= -kDischargeThresholdA;
+    if (discharging_)
+      mains_ok = false;
+    else if (charging && !generator_there)
+      mains_ok = true;
   }
   if (mains_ok) {
     bool says_failed = !*mains_ok;

@@ -104,6 +104,29 @@ TEST(SiteStateTest, WithoutAMainsPointAReportedGeneratorIsNotTakenForMains) {
   EXPECT_EQ(t.state(), core::PowerState::kOnMains);
 }
 
+TEST(SiteStateTest, WithoutAMainsPointAnEmptyBatteryIsNotMainsBack) {
+  // The battery reaches its low-voltage disconnect: the load is cut and the
+  // current reads zero. That site is off air and still needs a generator;
+  // only a charging battery means mains returned.
+  SiteStateTracker t(2, 3);
+  auto current = [](int s, double a) {
+    Reading r;
+    r.at = At(s);
+    r.poll_ok = true;
+    r.battery_current_a = {a, At(s), Quality::kGood};
+    return r;
+  };
+  t.Feed(current(0, 40));
+  ASSERT_EQ(t.Feed(current(10, 40)).size(), 1u);
+  for (int s = 20; s < 200; s += 10) EXPECT_TRUE(t.Feed(current(s, 0)).empty()) << s;
+  EXPECT_TRUE(t.mains_failed());
+  EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
+  t.Feed(current(200, -20));
+  auto ev = t.Feed(current(210, -20));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsRestored);
+}
+
 TEST(SiteStateTest, AMainsPointIsBelievedWhateverTheCrewSays) {
   SiteStateTracker t(1, 3);
   t.Feed(Good(0, false, false));
