@@ -30,6 +30,7 @@ Evaluator::Evaluator(const PlanModel& m, Routes routes)
   for (int i = 0; i < m_.site_count(); ++i) {
     site_cost_[i] = m_.CostOf(i, running_, scratch_);
     vip_ += site_cost_[i].vip_down;
+    key_ += site_cost_[i].key_down;
     down_ += site_cost_[i].down;
     risk_ += site_cost_[i].risk;
   }
@@ -83,21 +84,23 @@ double Evaluator::Apply(int a, const std::vector<int>& ra, int b, const std::vec
     for (int s : routes_[b]) set_running(s, kNever);
   route(a, ra);
   if (b >= 0 && rb) route(b, *rb);
-  int d_vip = 0;
+  int d_vip = 0, d_key = 0;
   double d_down = 0, d_risk = 0;
   new_cost_.resize(affected_.size());
   for (size_t k = 0; k < affected_.size(); ++k) {
     int s = affected_[k];
     new_cost_[k] = m_.CostOf(s, running_, scratch_);
     d_vip += static_cast<int>(new_cost_[k].vip_down) - static_cast<int>(site_cost_[s].vip_down);
+    d_key += static_cast<int>(new_cost_[k].key_down) - static_cast<int>(site_cost_[s].key_down);
     d_down += new_cost_[k].down - site_cost_[s].down;
     d_risk += new_cost_[k].risk - site_cost_[s].risk;
   }
-  double total = PlanModel::Total(vip_ + d_vip, down_ + d_down, risk_ + d_risk, travel_ + d_travel,
-                                  churn_ + d_churn);
+  double total = PlanModel::Total(vip_ + d_vip, key_ + d_key, down_ + d_down, risk_ + d_risk,
+                                  travel_ + d_travel, churn_ + d_churn);
   if (commit) {
     for (size_t k = 0; k < affected_.size(); ++k) site_cost_[affected_[k]] = new_cost_[k];
     vip_ += d_vip;
+    key_ += d_key;
     down_ += d_down;
     risk_ += d_risk;
     travel_ += d_travel;

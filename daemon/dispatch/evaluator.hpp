@@ -15,7 +15,7 @@ class Evaluator {
  public:
   Evaluator(const PlanModel& m, Routes routes);
 
-  double cost() const { return PlanModel::Total(vip_, down_, risk_, travel_, churn_); }
+  double cost() const { return PlanModel::Total(vip_, key_, down_, risk_, travel_, churn_); }
   const Routes& routes() const { return routes_; }
   // The route each site is on (-1: none).
   int CrewOf(int site) const { return crew_of_[site]; }
@@ -35,7 +35,7 @@ class Evaluator {
   std::vector<double> running_;
   std::vector<double> route_travel_, route_churn_;
   std::vector<PlanModel::SiteCost> site_cost_;
-  int vip_ = 0;
+  int vip_ = 0, key_ = 0;
   double down_ = 0, risk_ = 0, travel_ = 0, churn_ = 0;
   long evaluations_ = 0;
   // Scratch, reused between calls.

@@ -26,7 +26,23 @@ std::string Duration(double min) {
   return buf;
 }
 
+std::string TierWord(core::Tier t) {
+  return t == core::Tier::kVip ? "VIP" : t == core::Tier::kKey ? "key" : "standard";
+}
+
 }  // namespace
+
+std::string PlanModel::OrderWhy(int a, int b) const {
+  const SiteInfo& x = sites_[a];
+  const SiteInfo& y = sites_[b];
+  if (x.tier_rank < y.tier_rank)
+    return TierWord(in_.sites[a].tier) + " before " + TierWord(in_.sites[b].tier);
+  if (x.tier_rank == y.tier_rank && x.downstream.size() > y.downstream.size())
+    return "its loss takes " + std::to_string(x.downstream.size() - 1) + " more sites off air";
+  if (x.deadline + 1 < y.deadline)
+    return "earlier deadline (" + Duration(x.deadline) + " vs " + Duration(y.deadline) + ")";
+  return "on the way, " + in_.sites[b].id + "'s deadline leaves room";
+}
 
 PlanModel::PlanModel(const PlanInput& in, double keep_margin_min)
     : in_(in), keep_margin_min_(keep_margin_min) {
@@ -47,9 +63,13 @@ PlanModel::PlanModel(const PlanInput& in, double keep_margin_min)
     const SiteNeed& n = in.sites[i];
     SiteInfo& s = sites_[i];
     s.vip = n.tier == core::Tier::kVip;
-    s.uses_p10 = s.vip || !n.feeds.empty();
+    s.key = n.tier == core::Tier::kKey;
+    s.uses_p10 = s.vip || s.key || !n.feeds.empty();
     s.deadline = MinutesFrom(now, s.uses_p10 ? n.deadline_p10 : n.deadline_p50);
     s.deadline_p10 = MinutesFrom(now, n.deadline_p10);
+    s.deadline_p50 = MinutesFrom(now, n.deadline_p50);
+    s.deadline_sd = std::max(0.0, MinutesFrom(n.deadline_p10, n.deadline_p90) / 2.5631);
+    s.tier_rank = n.tier == core::Tier::kVip ? 0 : n.tier == core::Tier::kKey ? 1 : 2;
     s.end = std::min(horizon, n.mains_restore_at ? MinutesFrom(now, *n.mains_restore_at) : kNever);
     s.hookup = n.hookup_min;
     s.weight = in.weights.Of(n.tier);
@@ -77,8 +97,10 @@ PlanModel::PlanModel(const PlanInput& in, double keep_margin_min)
     for (const auto& id : cs.committed) {
       auto it = index.find(id);
       if (it != index.end() && static_cast<int>(ci.committed.size()) < ci.generators &&
-          sites_[it->second].can_go_down)
+          sites_[it->second].can_go_down && !sites_[it->second].committed) {
         ci.committed.push_back(it->second);
+        sites_[it->second].committed = true;
+      }
     }
   }
   for (size_t i = 0; i < in.sites.size(); ++i)
@@ -257,6 +279,7 @@ Objective PlanModel::Evaluate(const Routes& routes) const {
   for (int i = 0; i < site_count(); ++i) {
     SiteCost sc = CostOf(i, running, scratch);
     o.vip_down += sc.vip_down;
+    o.key_down += sc.key_down;
     o.weighted_down_min += sc.down;
     o.risk_down_min += sc.risk;
   }
@@ -274,9 +297,11 @@ PlanModel::SiteCost PlanModel::CostOf(int i, const std::vector<double>& running,
     double from = risk ? s.deadline_p10 : s.deadline;
     return stop > from ? std::pair<double, double>{from, stop} : std::pair<double, double>{0, 0};
   };
+  // Whether it is down at all (VIP and key sites on their P10): the counts.
+  double counted = 0;
   if (si.upstream.size() == 1) {  // the common case: fed by nobody
     auto own = interval(i, false), risk = interval(i, true);
-    out.down = own.second - own.first;
+    counted = own.second - own.first;
     out.risk = risk.second - risk.first;
   } else {
     for (int pass = 0; pass < 2; ++pass) {
@@ -300,18 +325,49 @@ PlanModel::SiteCost PlanModel::CostOf(int i, const std::vector<double>& running,
         }
         total += ce - cs;
       }
-      (pass == 0 ? out.down : out.risk) = total;
+      (pass == 0 ? counted : out.risk) = total;
     }
   }
-  out.vip_down = si.vip && out.down > 1e-9;
+  // How long, in expectation over the runtime bands: its own battery and
+  // every site it depends on (their outages taken as adding up). A plan
+  // that leaves margin where the band is wide is worth more than one that
+  // lands on the median.
+  for (int u : si.upstream)
+    if (sites_[u].can_go_down) out.down += ExpectedDown(u, std::min(running[u], sites_[u].end));
+  out.vip_down = si.vip && counted > 1e-9;
+  out.key_down = si.key && counted > 1e-9;
   out.down *= si.weight;
   out.risk *= si.weight;
   return out;
 }
 
+double PlanModel::ExpectedDown(int u, double stop) const {
+  const SiteInfo& s = sites_[u];
+  const double mu = s.deadline_p50, sd = s.deadline_sd;
+  if (sd < 1e-6) return std::max(0.0, stop - mu);
+  // E[(stop - D)+] for D ~ N(mu, sd) is sd g(k), k = (stop - mu) / sd,
+  // g(k) = k Phi(k) + phi(k): tabulated once (the planner's hot path).
+  constexpr double kLo = -8, kHi = 8, kStep = 1.0 / 64;
+  static const std::vector<double> table = [] {
+    std::vector<double> t;
+    for (double k = kLo; k <= kHi + kStep; k += kStep)
+      t.push_back(k * 0.5 * std::erfc(-k / std::numbers::sqrt2) +
+                  std::exp(-0.5 * k * k) / std::sqrt(2 * std::numbers::pi));
+    return t;
+  }();
+  const double k = (stop - mu) / sd;
+  if (k <= kLo) return 0;
+  if (k >= kHi) return stop - mu;
+  const double x = (k - kLo) / kStep;
+  const size_t i = static_cast<size_t>(x);
+  const double f = x - static_cast<double>(i);
+  return sd * (table[i] + f * (table[i + 1] - table[i]));
+}
+
 double PlanModel::Cost(const Routes& routes) const {
   Objective o = Evaluate(routes);
-  return o.vip_down * 1e9 + o.Primary() + o.Secondary() * 1e-4;
+  return Total(o.vip_down, o.key_down, o.weighted_down_min, o.risk_down_min, o.travel_min,
+               o.churn_min);
 }
 
 Plan PlanModel::ToPlan(const Routes& routes) const {
@@ -319,6 +375,8 @@ Plan PlanModel::ToPlan(const Routes& routes) const {
   plan.objective = Evaluate(routes);
   std::vector<double> running = RunningTimes(routes, nullptr);
   std::vector<bool> served(sites_.size(), false);
+  std::map<core::SiteId, int> index_of;
+  for (size_t i = 0; i < in_.sites.size(); ++i) index_of[in_.sites[i].id] = static_cast<int>(i);
   for (size_t c = 0; c < routes.size(); ++c) {
     CrewRoute cr{in_.crews[c].id, {}};
     double t = crews_[c].start;
@@ -335,24 +393,32 @@ Plan PlanModel::ToPlan(const Routes& routes) const {
       stop.running_at = in_.now + core::FromMinutes(run);
       stop.deadline = in_.now + core::FromMinutes(si.deadline);
       stop.margin_min = si.deadline - run;
-      std::string r = n.tier == core::Tier::kVip   ? "VIP"
-                      : n.tier == core::Tier::kKey ? "key"
-                                                   : "standard";
+      std::string r = TierWord(n.tier);
       if (!n.feeds.empty()) r += ", feeds " + std::to_string(n.feeds.size()) + " sites";
       if (si.pinned_crew >= 0) r += ", pinned by NOC";
-      r += std::string("; ") + (si.uses_p10 ? "P10" : "P50") + " runtime " + Duration(si.deadline) +
-           "; " + cr.crew + " arrives " + core::FormatHhMm(stop.eta, in_.offset_min) + ", ";
+      // The deadline as a time, and what is left of the battery until then:
+      // the runtime band counts from now, not from the mains failure.
+      r +=
+          std::string("; ") + (si.uses_p10 ? "P10" : "P50") + " deadline " +
+          core::FormatHhMm(stop.deadline, in_.offset_min) +
+          (si.deadline > 0 ? " (battery " + Duration(si.deadline) + " left)" : " (battery empty)") +
+          "; " + cr.crew + " arrives " + core::FormatHhMm(stop.eta, in_.offset_min) + ", ";
       if (si.end <= si.deadline)
         r += "mains due back before the battery ends";
       else if (stop.margin_min >= 0)
         r += Duration(stop.margin_min) + " margin";
       else
-        r += "generator " + Duration(-stop.margin_min) + " after predicted end";
+        r += "generator " + Duration(-stop.margin_min) + " after the deadline";
       stop.reason = std::move(r);
       cr.stops.push_back(std::move(stop));
       served[s] = true;
       t = run;
       at = s;
+    }
+    // What put each stop before the next one on the route.
+    for (size_t k = 0; k + 1 < cr.stops.size(); ++k) {
+      const int a = index_of.at(cr.stops[k].site), b = index_of.at(cr.stops[k + 1].site);
+      cr.stops[k].reason += "; before " + cr.stops[k + 1].site + ": " + OrderWhy(a, b);
     }
     plan.routes.push_back(std::move(cr));
   }

@@ -17,8 +17,26 @@ class PlanModel {
   int crew_count() const { return static_cast<int>(crews_.size()); }
   bool CanServe(int crew, int site) const;
   int Capacity(int crew) const { return crews_[crew].generators; }
-  size_t FixedPrefix(int crew) const { return crews_[crew].committed.size(); }
+  // A crew's committed sites (tasks it is on its way to) stay on its route,
+  // in their order. Only a VIP or key site may go before them: a crew is
+  // diverted when that saves such a site, never for a standard one.
+  bool Committed(int site) const { return sites_[site].committed; }
+  bool Preempts(int site) const { return sites_[site].vip || sites_[site].key; }
+  // Index just after the last committed site on `route` (0: none).
+  size_t CommittedEnd(const std::vector<int>& route) const {
+    for (size_t k = route.size(); k > 0; --k)
+      if (sites_[route[k - 1]].committed) return k;
+    return 0;
+  }
+  // The first position of `route` where `site` may go.
+  size_t MinPos(int site, const std::vector<int>& route) const {
+    return Preempts(site) ? 0 : CommittedEnd(route);
+  }
   bool IsVip(int site) const { return sites_[site].vip; }
+  // 0 VIP, 1 key, 2 standard: the seed rule's order.
+  int TierRank(int site) const { return sites_[site].tier_rank; }
+  // Minutes from now to the P50 end of the battery: its predicted endurance.
+  double EnduranceMin(int site) const { return sites_[site].deadline_p50; }
   double DeadlineMin(int site) const { return sites_[site].deadline; }
   double Hookup(int site) const { return sites_[site].hookup; }
 
@@ -46,7 +64,7 @@ class PlanModel {
   // One site's part of the objective given every site's running time.
   struct SiteCost {
     double down = 0, risk = 0;
-    bool vip_down = false;
+    bool vip_down = false, key_down = false;
   };
   SiteCost CostOf(int site, const std::vector<double>& running,
                   std::vector<std::pair<double, double>>& scratch) const;
@@ -54,26 +72,35 @@ class PlanModel {
     return sites_[site].current_crew >= 0 && sites_[site].current_crew != crew ? keep_margin_min_
                                                                                : 0;
   }
-  static double Total(int vip, double down, double risk, double travel, double churn) {
-    return vip * 1e9 + down + 1e-4 * (risk + 0.5 * travel + churn);
+  // Lexicographic as one number: VIP sites down, key sites down, weighted
+  // down minutes, then the secondary terms.
+  static double Total(int vip, int key, double down, double risk, double travel, double churn) {
+    return vip * 1e11 + key * 1e8 + down + 1e-4 * (risk + 0.5 * travel + churn);
   }
 
   Objective Evaluate(const Routes& routes) const;
   // Lexicographic objective as one number, for ranking insertions.
   double Cost(const Routes& routes) const;
   Plan ToPlan(const Routes& routes) const;
+  // Why site `a` comes before site `b` on a route, in words for a reason.
+  std::string OrderWhy(int a, int b) const;
 
  private:
   struct SiteInfo {
     double deadline = 0;  // minutes from now, P10 or P50 (see planner.hpp)
     bool uses_p10 = false;
     double deadline_p10 = 0;  // minutes from now
+    double deadline_p50 = 0;  // minutes from now
+    double deadline_sd = 0;   // spread of the battery's end (P10-P90 / 2.563): 0 = known
+    int tier_rank = 2;        // 0 VIP, 1 key, 2 standard
     double end = 0;           // minutes from now: mains restore or horizon
     double hookup = 15;
     double weight = 1;
     bool vip = false;
+    bool key = false;
     bool needs = false;  // to be planned
     bool can_go_down = true;
+    bool committed = false;  // on a crew's committed list
     int pinned_crew = -1;
     int current_crew = -1;        // crew holding its open task now
     std::vector<int> upstream;    // this site and every site that feeds it, transitively
@@ -88,6 +115,9 @@ class PlanModel {
     std::vector<int> committed;
   };
   std::vector<double> RunningTimes(const Routes& routes, double* travel) const;
+  // Expected minutes `u` is down on its own battery if a generator carries
+  // it `stop` minutes from now: E[max(0, stop - end)] over the runtime band.
+  double ExpectedDown(int u, double stop) const;
 
   const PlanInput& in_;
   double keep_margin_min_ = 0;

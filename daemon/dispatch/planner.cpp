@@ -18,6 +18,7 @@ namespace sitepower::dispatch {
 
 bool Objective::BetterThan(const Objective& o) const {
   if (vip_down != o.vip_down) return vip_down < o.vip_down;
+  if (key_down != o.key_down) return key_down < o.key_down;
   if (std::abs(Primary() - o.Primary()) > 1e-6) return Primary() < o.Primary();
   return Secondary() < o.Secondary() - 1e-6;
 }
@@ -51,7 +52,7 @@ Insertion BestInsertion(const PlanModel& m, Evaluator& ev, int site, std::vector
     const auto& r = ev.routes()[c];
     if (!m.CanServe(c, site) || static_cast<int>(r.size()) >= m.Capacity(c)) continue;
     Insertion here;
-    size_t from = std::max(m.FixedPrefix(c), r.size() > tail ? r.size() - tail : size_t{0});
+    size_t from = std::max(m.MinPos(site, r), r.size() > tail ? r.size() - tail : size_t{0});
     for (size_t pos = from; pos <= r.size(); ++pos) {
       scratch = r;
       scratch.insert(scratch.begin() + static_cast<long>(pos), site);
@@ -145,8 +146,8 @@ void Improve(const PlanModel& m, Evaluator& ev, const Limits& lim, uint64_t seed
     improved = false;
     std::vector<int> order;
     for (int c = 0; c < m.crew_count(); ++c)
-      for (size_t i = m.FixedPrefix(c); i < ev.routes()[c].size(); ++i)
-        order.push_back(ev.routes()[c][i]);
+      for (int s : ev.routes()[c])
+        if (!m.Committed(s)) order.push_back(s);
     std::shuffle(order.begin(), order.end(), rng);
     for (int s : order) {
       if (lim.Spent(ev)) return;
@@ -162,7 +163,7 @@ void Improve(const PlanModel& m, Evaluator& ev, const Limits& lim, uint64_t seed
       rc.erase(rc.begin() + static_cast<long>(at));
       const std::vector<int> removed = rc;
       // Relocate within the route.
-      for (size_t pos = m.FixedPrefix(c); pos <= removed.size(); ++pos) {
+      for (size_t pos = m.MinPos(s, removed); pos <= removed.size(); ++pos) {
         if (pos == at) continue;
         rc = removed;
         rc.insert(rc.begin() + static_cast<long>(pos), s);
@@ -174,7 +175,7 @@ void Improve(const PlanModel& m, Evaluator& ev, const Limits& lim, uint64_t seed
         const std::vector<int>& other = ev.routes()[d];
         // Relocate to crew d.
         if (static_cast<int>(other.size()) < m.Capacity(d)) {
-          for (size_t pos = m.FixedPrefix(d); pos <= other.size(); ++pos) {
+          for (size_t pos = m.MinPos(s, other); pos <= other.size(); ++pos) {
             rd = other;
             rd.insert(rd.begin() + static_cast<long>(pos), s);
             double cost = ev.Try(c, removed, d, &rd);
@@ -182,8 +183,9 @@ void Improve(const PlanModel& m, Evaluator& ev, const Limits& lim, uint64_t seed
           }
         }
         // Swap with one of crew d's sites.
-        for (size_t j = m.FixedPrefix(d); j < other.size(); ++j) {
-          if (!m.CanServe(c, other[j])) continue;
+        for (size_t j = m.MinPos(s, other); j < other.size(); ++j) {
+          if (m.Committed(other[j]) || !m.CanServe(c, other[j]) || at < m.MinPos(other[j], own))
+            continue;
           rc = own;
           rc[at] = other[j];
           rd = other;
@@ -240,8 +242,8 @@ std::vector<std::vector<int>> Lns(const PlanModel& m, const Routes& start, const
   while (idle < 150) {
     std::vector<int> routed;
     for (int c = 0; c < m.crew_count(); ++c)
-      for (size_t i = m.FixedPrefix(c); i < ev->routes()[c].size(); ++i)
-        routed.push_back(ev->routes()[c][i]);
+      for (int s : ev->routes()[c])
+        if (!m.Committed(s)) routed.push_back(s);
     if (routed.size() < 2) break;
     const int pivot = routed[rng() % routed.size()];
     std::sort(routed.begin(), routed.end(), [&](int a, int b) {
@@ -271,14 +273,27 @@ std::vector<std::vector<int>> Lns(const PlanModel& m, const Routes& start, const
   return best;
 }
 
-// The seed's rule: VIP first, then by battery endurance (deadline); each site
-// goes to the crew that reaches it first after its current route.
+}  // namespace
+
+bool ClearlyBetter(const Objective& a, const Objective& b, double margin_min) {
+  if (a.vip_down != b.vip_down) return a.vip_down < b.vip_down;
+  if (a.key_down != b.key_down) return a.key_down < b.key_down;
+  const double gain =
+      (b.weighted_down_min - a.weighted_down_min) + 0.25 * (b.risk_down_min - a.risk_down_min);
+  return gain >= margin_min;
+}
+
+namespace {
+
+// The grid managers' rule (the seed's day): VIP sites first, then key sites,
+// then by predicted battery endurance (P50); each site goes to the crew that
+// reaches it first after its current route.
 Routes SeedRule(const PlanModel& m) {
   Routes routes = m.CommittedRoutes();
   std::vector<int> order = m.PendingSites(routes);
   std::stable_sort(order.begin(), order.end(), [&m](int a, int b) {
-    if (m.IsVip(a) != m.IsVip(b)) return m.IsVip(a);
-    return m.DeadlineMin(a) < m.DeadlineMin(b);
+    if (m.TierRank(a) != m.TierRank(b)) return m.TierRank(a) < m.TierRank(b);
+    return m.EnduranceMin(a) < m.EnduranceMin(b);
   });
   // Where and when each crew is free after its route so far.
   std::vector<double> free_at(m.crew_count());
@@ -349,13 +364,17 @@ Plan MakePlan(const PlanInput& input, const Options& options) {
     // only as a safety on a much slower one.
     const long evals = std::max<long>(2000, static_cast<long>(options.budget_ms) * 1000);
     const auto stop = std::chrono::steady_clock::now() +
-                      std::chrono::milliseconds(2 * std::max(1, options.budget_ms));
+                      std::chrono::milliseconds(std::max(5000, 20 * options.budget_ms));
     // Three starts, each improved by local search: the warm start (the last
     // plan) completed by insertion, the seed's rule, and (up to 400 sites)
     // nearest-first. The best one then gets the rest of the effort in large
     // neighbourhood search. Never worse than the baselines.
     Evaluator ev(m, m.WarmStart());
     Construct(m, ev, m.PendingSites(ev.routes()), Limits{evals / 4, stop});
+    // The previous plan, repaired: what the crews hold now plus the new
+    // sites where they cost least. Kept unless the search beats it clearly.
+    const Routes incumbent = ev.routes();
+    const Objective incumbent_objective = m.Evaluate(incumbent);
     Improve(m, ev, Limits{ev.evaluations() + evals / 4, stop}, options.seed);
     long spent = ev.evaluations();
     routes = ev.routes();
@@ -373,6 +392,12 @@ Plan MakePlan(const PlanInput& input, const Options& options) {
     }
     if (evals - spent > 0)
       routes = Lns(m, routes, Limits{evals - spent, stop}, options.seed, input);
+    if (options.change_margin_min > 0 && !input.previous_routes.empty() &&
+        !ClearlyBetter(m.Evaluate(routes), incumbent_objective, options.change_margin_min)) {
+      Plan kept = m.ToPlan(incumbent);
+      kept.kept_previous = true;
+      return kept;
+    }
   }
   return m.ToPlan(routes);
 }

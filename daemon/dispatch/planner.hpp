@@ -1,10 +1,11 @@
 // Orders outage sites into crew routes. Pure: no I/O, no clock, no threads;
 // identical inputs give an identical plan.
 //
-// Objective (FORMAT.md): fewest VIP sites down, then least weighted_down_min
-// (a site is also down while a site feeding it is down), then least travel.
-// A site's deadline is its P10 when its loss is costly (VIP, or it feeds
-// others), else its P50. Travel follows the FORMAT.md travel model.
+// Objective (FORMAT.md, with the grid managers' rule first): fewest VIP sites
+// down, then fewest key sites down, then least weighted_down_min (a site is
+// also down while a site feeding it is down), then least travel. A site's
+// deadline is its P10 when its loss is costly (VIP, key, or it feeds others),
+// else its P50. Travel follows the FORMAT.md travel model.
 #pragma once
 
 #include <cstdint>
@@ -72,9 +73,20 @@ enum class Algorithm { kBest, kSeedRule, kNearestFirst };
 
 struct Options {
   Algorithm algorithm = Algorithm::kBest;
-  int budget_ms = 200;  // converted to a deterministic evaluation budget
+  // Search effort, as a number of move evaluations (about 1,000 per ms on
+  // the reference machine): the plan is the same however busy the machine
+  // is. A wall-clock stop at 20 times this (and at least 5 s) is only a
+  // safety on a machine that is far slower.
+  int budget_ms = 200;
   uint64_t seed = 1;
   double keep_margin_min = 10;
+  // Calm re-plans: with a previous plan (PlanInput::previous_routes), the
+  // optimized plan replaces it (repaired: sites that no longer need a
+  // generator dropped, new ones inserted where they cost least) only when
+  // it has fewer VIP or key sites down, or saves at least this many
+  // weighted down minutes (P10-risk minutes count a quarter). 0: always the
+  // optimized plan.
+  double change_margin_min = 0;
 };
 
 struct Stop {
@@ -91,6 +103,7 @@ struct CrewRoute {
 
 struct Objective {
   int vip_down = 0;
+  int key_down = 0;  // key sites down (after their P10), second criterion
   double weighted_down_min = 0;
   // Tie-break between plans equal on the two above: weighted down minutes if
   // every site only lasted to its P10, plus half the travel minutes. Prefers
@@ -107,7 +120,16 @@ struct Plan {
   std::vector<CrewRoute> routes;       // one per input crew, in input order
   std::vector<core::SiteId> unserved;  // needing sites no route reaches
   Objective objective;                 // as predicted with the deadlines used
+  // With Options::change_margin_min: the previous plan, repaired, was kept
+  // because the optimized one was not better by the margin.
+  bool kept_previous = false;
 };
+
+// Whether plan objective `a` is worth a change from `b` (see
+// Options::change_margin_min): fewer VIP down, else fewer key down, else a
+// gain of at least `margin_min` weighted down minutes (risk minutes count a
+// quarter).
+bool ClearlyBetter(const Objective& a, const Objective& b, double margin_min);
 
 // Never fails: sites or crews with unusable data are left unserved.
 Plan MakePlan(const PlanInput& input, const Options& options);
