@@ -54,6 +54,10 @@ std::string_view EventKindName(EventKind k) {
 namespace {
 
 constexpr auto kNotifyDrift = std::chrono::minutes(5);
+// An ETA that moved one way is not pushed back the other way within this
+// time (only the order, the crew or the deadline can make it sooner): a
+// technician whose phone contradicts itself stops reading it.
+constexpr auto kReversalHold = std::chrono::minutes(10);
 
 int64_t Ms(core::TimePoint t) { return t.time_since_epoch().count(); }
 core::TimePoint FromMs(int64_t ms) { return core::TimePoint(core::Millis(ms)); }
@@ -242,6 +246,7 @@ core::Status TaskLedger::CommitLocked(
     if (IsTerminal(e.task.status)) {
       auto it = open_by_site_.find(e.task.site);
       if (it != open_by_site_.end() && it->second == e.task.id) open_by_site_.erase(it);
+      eta_pushed_.erase(e.task.id);
     } else {
       open_by_site_[e.task.site] = e.task.id;
     }
@@ -313,6 +318,7 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
       t.crew = a.crew;
       t.status = TaskStatus::kAssigned;
       t.assigned_at = now;
+      eta_pushed_.erase(t.id);  // a new crew: its own first ETA
       t.order = a.order;
       t.eta = a.eta;
       t.deadline = a.deadline;
@@ -326,9 +332,14 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
     }
     // Tell the crew only what matters to it: a new position in its route, or an
     // ETA or deadline that moved by minutes; smaller drift is kept quietly.
-    const bool significant = t.order != a.order ||
-                             std::chrono::abs(t.eta - a.eta) >= kNotifyDrift ||
-                             std::chrono::abs(t.deadline - a.deadline) >= kNotifyDrift;
+    const int direction = a.eta > t.eta ? 1 : -1;
+    const auto pushed = eta_pushed_.find(t.id);
+    const bool reversal = pushed != eta_pushed_.end() && pushed->second.direction == -direction &&
+                          now - pushed->second.at < kReversalHold;
+    const bool eta_moved = std::chrono::abs(t.eta - a.eta) >= kNotifyDrift && !reversal;
+    const bool reordered = t.order != a.order;
+    const bool significant =
+        reordered || eta_moved || std::chrono::abs(t.deadline - a.deadline) >= kNotifyDrift;
     if (!significant) {
       Task& live = tasks_.at(t.id);
       live.reason = a.reason;
@@ -337,8 +348,11 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
       live.p90_min = a.p90_min;
       continue;
     }
+    if (t.eta != a.eta && (eta_moved || reordered)) {
+      eta_pushed_[t.id] = {direction, now};
+      t.eta = a.eta;
+    }
     t.order = a.order;
-    t.eta = a.eta;
     t.deadline = a.deadline;
     t.reason = a.reason;
     t.p10_min = a.p10_min;

@@ -136,6 +136,13 @@ class TaskLedger {
   mutable std::mutex mu_;  // guards everything below
   std::map<core::TaskId, Task> tasks_;
   std::map<core::SiteId, core::TaskId> open_by_site_;
+  // The last ETA change pushed per open task: its direction and when, so a
+  // plan that would move it back within kReversalHold is not pushed.
+  struct EtaPush {
+    int direction = 0;  // +1 later, -1 earlier
+    core::TimePoint at{};
+  };
+  std::map<core::TaskId, EtaPush> eta_pushed_;
   std::map<core::CrewId, std::vector<TaskEvent>> history_;  // per crew, seq order
   uint64_t next_task_ = 1;
   std::mutex listeners_mu_;  // guards listeners_ (never held with mu_)

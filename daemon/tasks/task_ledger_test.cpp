@@ -45,6 +45,38 @@ class LedgerTest : public ::testing::Test {
   std::unique_ptr<TaskLedger> ledger_;
 };
 
+// A technician's phone never sees an ETA go back the way it just came
+// within ten minutes; drift under five minutes is not pushed at all.
+TEST_F(LedgerTest, EtaReversalsAreHeldForTenMinutes) {
+  auto plan = [this](int eta_min) {
+    Assignment a = A("S1", "A1", 1);
+    a.eta = clock_.now + std::chrono::minutes(eta_min);
+    return ledger_->ApplyPlan({a}, "test");
+  };
+  ASSERT_EQ(plan(60).size(), 1u);  // assigned, ETA now+60
+  clock_.now += std::chrono::minutes(1);
+  EXPECT_TRUE(plan(62).empty());  // 3 min drift: kept quiet
+  auto ev = plan(80);             // 20 min later: pushed
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, EventKind::kUpdated);
+  clock_.now += std::chrono::minutes(4);
+  EXPECT_TRUE(plan(50).empty());  // back again within 10 min: held
+  EXPECT_EQ(ledger_->OpenTasks()[0].eta,
+            clock_.now - std::chrono::minutes(4) + std::chrono::minutes(80));
+  clock_.now += std::chrono::minutes(7);
+  ev = plan(40);  // 11 min after the push: told
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].task.eta, clock_.now + std::chrono::minutes(40));
+  clock_.now += std::chrono::minutes(1);
+  ev = plan(70);  // later again so soon: held...
+  EXPECT_TRUE(ev.empty());
+  Assignment reordered = A("S1", "A1", 2);  // ...unless the order changes
+  reordered.eta = clock_.now + std::chrono::minutes(70);
+  ev = ledger_->ApplyPlan({reordered}, "test");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].task.order, 2);
+}
+
 TEST_F(LedgerTest, FullLifecycleAndRefusals) {
   auto ev = ledger_->ApplyPlan({A("S1", "A1", 1)}, "test");
   ASSERT_EQ(ev.size(), 1u);
