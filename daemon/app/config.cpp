@@ -105,8 +105,17 @@ void ReadPlanner(YamlMap& root, Config& c, YamlErrors& errors) {
   if (!n.IsDefined()) return;
   YamlMap m(n, "planner", errors);
   auto& p = c.planner;
+  if (auto policy = m.String("policy")) {
+    if (*policy == "optimize" || *policy == "seed-rule")
+      p.policy = *policy == "seed-rule" ? PlannerPolicy::kSeedRule : PlannerPolicy::kOptimize;
+    else
+      errors.Add(m.Child("policy"), m.PathOf("policy"),
+                 "expected optimize|seed-rule, got '" + *policy + "'");
+  }
   p.budget_ms = m.Integer("budget_ms", false, 1, 60000).value_or(p.budget_ms);
   p.keep_margin_min = m.Number("keep_margin_min", false, 0, 10000).value_or(p.keep_margin_min);
+  p.change_margin_min =
+      m.Number("change_margin_min", false, 0, 100000).value_or(p.change_margin_min);
   p.ack_timeout_min = m.Number("ack_timeout_min", false, 0.1, 10000).value_or(p.ack_timeout_min);
   p.contradiction_min =
       m.Number("contradiction_min", false, 0.01, 10000).value_or(p.contradiction_min);

@@ -86,9 +86,19 @@ struct PollConfig {
   int mains_fail_confirm = 2;
 };
 
+// How the live loop plans: the optimizer, or the grid managers' rule applied
+// at each event (VIP first, then key, then by predicted battery endurance;
+// the crew that gets there first), the baseline every drill compares with.
+enum class PlannerPolicy { kOptimize, kSeedRule };
+
 struct PlannerConfig {
+  PlannerPolicy policy = PlannerPolicy::kOptimize;
   int budget_ms = 200;
   double keep_margin_min = 10;
+  // A re-plan replaces the crews' lists only when it saves at least this many
+  // weighted down minutes, or has fewer VIP or key sites down (dispatch::
+  // Options::change_margin_min); 0 = always take the newest plan.
+  double change_margin_min = 30;
   double ack_timeout_min = 10;
   // A crew's "generator running" that the controller contradicts (battery
   // still discharging) for this long is flagged to the NOC.

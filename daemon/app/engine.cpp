@@ -44,7 +44,7 @@ Engine::Engine(boost::asio::io_context& io, const Config& config, const core::Cl
       ledger_(ledger),
       store_(store),
       replan_timer_(io),
-      quick_timer_(io),
+      burst_timer_(io),
       planner_(std::make_unique<boost::asio::thread_pool>(1)),
       periodic_timer_(io) {
   for (const auto& s : config_.sites)
@@ -97,7 +97,7 @@ void Engine::Stop() {
     ledger_subscribed_ = false;
   }
   replan_timer_.cancel();
-  quick_timer_.cancel();
+  burst_timer_.cancel();
   periodic_timer_.cancel();
   started_ = false;
 }
@@ -239,6 +239,10 @@ void Engine::UpdatePrediction(SiteRuntime& s, TimePoint now, bool new_reading) {
   double end_v = spec.end_v_per_cell * spec.cells;
   if (s.has_reading && Good(r.battery_voltage_v) && r.battery_voltage_v.value <= end_v)
     band = model::RuntimeBand{0, 0, 0, "at end voltage"};
+  // Off air (the disconnect is open): the battery's resting voltage may look
+  // healthy again, but the site needs a generator now.
+  if (s.state == PowerState::kDown)
+    band = model::RuntimeBand{0, 0, 0, "low-voltage disconnect open"};
   if (s.band) {
     double old_p50 = core::ToMinutes(s.band_at - *s.mains_fail_at) + s.band->p50_min;
     double new_p50 = core::ToMinutes(at - *s.mains_fail_at) + band.p50_min;
@@ -321,30 +325,30 @@ void Engine::ScheduleReplan(const std::string& why, bool burst) {
     replan_why_ = why;
   else if (replan_why_.size() < 200)
     replan_why_ += "; " + why;
-  // A mains failure is planned at once with a short budget (warm-started from
-  // the last plan), so its task reaches a crew within milliseconds of the poll
-  // that confirmed it; failures arriving together share one quick plan (at
-  // most one every 50 ms), and the full plan follows when the burst is known.
-  if (burst && !quick_pending_) {
-    quick_pending_ = true;
-    auto next = last_quick_ + std::chrono::milliseconds(50);
-    quick_timer_.expires_at(std::max(next, std::chrono::steady_clock::now()));
-    quick_timer_.async_wait([this](const boost::system::error_code& ec) {
+  // One plan per burst of mains failures: the first failure is planned at
+  // once (its task reaches a crew within milliseconds of the poll that
+  // confirmed it), the rest of the burst joins one plan a whole on-mains poll
+  // round later, so a line cut that takes 18 sites is planned with all 18
+  // known instead of once per site. Other events during the burst join it.
+  if (burst) {
+    if (burst_open_) return;
+    burst_open_ = true;
+    Replan();
+    burst_timer_.expires_after(std::chrono::milliseconds(config_.poll.interval_ms * 6 / 5));
+    burst_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      quick_pending_ = false;
-      last_quick_ = std::chrono::steady_clock::now();
-      Replan(/*quick=*/true);
+      burst_open_ = false;
+      Replan();
     });
+    return;
   }
-  if (replan_pending_) return;
+  if (burst_open_ || replan_pending_) return;
   replan_pending_ = true;
-  // Coalesce a burst into one plan: one scenario minute (30 ms to 2 s of wall
-  // time); after a mains failure, one whole on-mains poll round, so that a line
-  // cut that takes 18 sites is planned once, with all 18 known.
+  // Other events (crew status, predictions, restores) are coalesced over one
+  // scenario minute (30 ms to 2 s of wall time).
   auto window = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(60.0 / clock_.Speed()));
   window = std::clamp(window, std::chrono::milliseconds(30), std::chrono::milliseconds(2000));
-  if (burst) window = std::max(window, std::chrono::milliseconds(config_.poll.interval_ms * 6 / 5));
   replan_timer_.expires_after(window);
   replan_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
@@ -446,21 +450,24 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
   return in;
 }
 
-void Engine::Replan(bool quick) {
+void Engine::Replan() {
   if (!started_) return;
   if (planning_) {
-    (quick ? again_quick_ : again_full_) = true;
+    again_ = true;
     return;
   }
   planning_ = true;
-  std::string why = quick ? "quick: " + replan_why_ : std::move(replan_why_);
-  if (!quick) replan_why_.clear();
+  std::string why = std::move(replan_why_);
+  replan_why_.clear();
   TimePoint now = clock_.Now();
   auto t0 = std::chrono::steady_clock::now();
   auto input = std::make_shared<dispatch::PlanInput>(BuildPlanInput(now));
   dispatch::Options opts;
-  opts.budget_ms = quick ? std::min(config_.planner.budget_ms, 20) : config_.planner.budget_ms;
+  opts.budget_ms = config_.planner.budget_ms;
   opts.keep_margin_min = config_.planner.keep_margin_min;
+  opts.change_margin_min = config_.planner.change_margin_min;
+  if (config_.planner.policy == PlannerPolicy::kSeedRule)
+    opts.algorithm = dispatch::Algorithm::kSeedRule;
   // The planner is a pure function of its input: it runs on its own thread
   // while the poller, the API and the dashboard go on here.
   boost::asio::post(*planner_, [this, alive = std::weak_ptr<int>(alive_), input, opts, now, t0,
@@ -550,13 +557,9 @@ void Engine::ApplyPlan(dispatch::Plan plan, size_t sites_planned, std::string wh
         "re-planned (" + why + "): " + std::to_string(events.size()) + " task changes, " +
             std::to_string(last_plan_->objective.vip_down) + " VIP predicted down");
   MarkViewsDirty();
-  // What was asked for while this plan was made: a quick plan first (a new
-  // failure waits for no full plan), the full one after it.
-  if (again_quick_) {
-    again_quick_ = false;
-    Replan(/*quick=*/true);
-  } else if (again_full_) {
-    again_full_ = false;
+  // What was asked for while this plan was made.
+  if (again_) {
+    again_ = false;
     Replan();
   }
 }

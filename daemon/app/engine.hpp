@@ -84,13 +84,14 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   void UpdatePrediction(SiteRuntime& s, core::TimePoint now, bool new_reading);
   void LearnFromOutage(SiteRuntime& s);
   void CheckContradictions();
-  // Plans once after a burst of events; `burst` (a mains failure) waits for
-  // one whole poll round so that every site of the same cut is known.
+  // Plans once after a burst of events; `burst` (a mains failure) is planned
+  // at once and again after one whole poll round, when every site of the
+  // same cut is known.
   void ScheduleReplan(const std::string& why, bool burst = false);
   // Plans on the planner thread (never on the io thread: a 200 ms plan must
   // not delay the poller) and applies the result here when it comes back.
-  // One plan at a time; requests meanwhile run right after it.
-  void Replan(bool quick = false);
+  // One plan at a time; a request meanwhile runs right after it.
+  void Replan();
   void ApplyPlan(dispatch::Plan plan, size_t sites_planned, std::string why, core::TimePoint now,
                  std::chrono::steady_clock::time_point t0);
   void CheckEscalations();
@@ -120,14 +121,13 @@ class Engine final : public api::NocBackend, public web::WebBackend {
 
   // Re-plan coalescing: many events in one burst give one plan.
   boost::asio::steady_timer replan_timer_;
-  boost::asio::steady_timer quick_timer_;  // quick plans during a burst, at most every 50 ms
-  std::chrono::steady_clock::time_point last_quick_{};
-  bool quick_pending_ = false;
+  boost::asio::steady_timer burst_timer_;  // ends a burst of mains failures
+  bool burst_open_ = false;
   bool replan_pending_ = false;
   std::string replan_why_;
   std::unique_ptr<boost::asio::thread_pool> planner_;      // one thread: MakePlan runs there
   bool planning_ = false;                                  // a plan is on the planner thread
-  bool again_quick_ = false, again_full_ = false;          // asked for while planning_
+  bool again_ = false;                                     // asked for while planning_
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // planner results check it
   boost::asio::steady_timer periodic_timer_;
   std::optional<dispatch::Plan> last_plan_;
