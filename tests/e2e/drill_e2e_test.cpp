@@ -53,6 +53,55 @@ void ExpectAllUp(const json& report, const std::string& out, bool by_1105) {
   EXPECT_EQ(report["crew_history"]["changed"], 0);
 }
 
+// The grid managers' rule, applied live by the same daemon (--policy
+// seed-rule), is the baseline: on the public typhoon drill (more sites than
+// generators, four waves, a crew lost) the optimizer never loses more VIP
+// sites, then never more key sites, and never more weighted down minutes.
+// Same scenario, same simulated batteries and crews; only the policy differs.
+TEST(DrillE2eTest, TyphoonOptimizerNeverTradesVipOrKeySitesAgainstSeedRule) {
+  std::string dir = TempDir("policy");
+  json report[2];
+  const char* policies[2] = {"seed-rule", "optimize"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string path = dir + "/" + policies[i] + ".json";
+    Result r = Exec(kBin + "/sitepower-drill " + kScenarios + "typhoon-small.yaml --speed 600 " +
+                    "--quiet --policy " + policies[i] + " --report " + path);
+    ASSERT_EQ(r.code, 0) << r.out;
+    report[i] = ReadJson(path);
+    ASSERT_TRUE(report[i].is_object()) << r.out;
+    EXPECT_EQ(report[i]["policy"], policies[i]);
+    std::printf(
+        "typhoon-small %-9s: down vip %d key %d standard %d, weighted %.1f, "
+        "updated/task %.2f\n",
+        policies[i], report[i]["sites_down"]["vip"].get<int>(),
+        report[i]["sites_down"]["key"].get<int>(), report[i]["sites_down"]["standard"].get<int>(),
+        report[i]["weighted_down_min"].get<double>(),
+        report[i]["plan_churn_total"]["updated_per_task"].get<double>());
+  }
+  const json& seed = report[0];
+  const json& opt = report[1];
+  EXPECT_LE(opt["sites_down"]["vip"].get<int>(), seed["sites_down"]["vip"].get<int>());
+  if (opt["sites_down"]["vip"] == seed["sites_down"]["vip"]) {
+    EXPECT_LE(opt["sites_down"]["key"].get<int>(), seed["sites_down"]["key"].get<int>());
+  }
+  EXPECT_LE(opt["weighted_down_min"].get<double>(), seed["weighted_down_min"].get<double>());
+  // The report carries what the comparison needs: churn per crew, and per
+  // site the band the daemon predicted beside the true runtime.
+  ASSERT_TRUE(opt["plan_churn"].contains("N1"));
+  for (const char* k : {"tasks", "updated", "reassigned", "eta_reversals"})
+    EXPECT_TRUE(opt["plan_churn"]["N1"].contains(k)) << k;
+  int banded = 0;
+  for (const auto& [id, s] : opt["sites"].items()) {
+    if (!s.contains("runtime_min")) continue;
+    ASSERT_TRUE(s.contains("predicted_runtime_min")) << id;
+    const json& b = s["predicted_runtime_min"];
+    EXPECT_LE(b["p10"].get<double>(), b["p50"].get<double>()) << id;
+    EXPECT_LE(b["p50"].get<double>(), b["p90"].get<double>()) << id;
+    ++banded;
+  }
+  EXPECT_EQ(banded, 60);
+}
+
 // The seed's event, played against the real daemon: nobody goes down and the
 // last generator runs no later than it did on the day (11:05).
 // With TLS on the gRPC port: every crew reaches the daemon through it.

@@ -52,6 +52,11 @@ StreamStats CrewSim::stats() const {
   return stats_;
 }
 
+PlanChurn CrewSim::churn() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return churn_;
+}
+
 std::string CrewSim::Describe() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string s = cfg_.id + ": ";
@@ -149,6 +154,7 @@ void CrewSim::StreamLoop() {
       last_seq_ = ev.seq();
       received_[ev.seq()] = Fingerprint(ev);
       const auto& t = ev.task();
+      CountChurn(ev);
       if (ev.kind() == v1::TaskEvent::KIND_REASSIGNED ||
           ev.kind() == v1::TaskEvent::KIND_CANCELLED || t.status() == v1::TASK_STATUS_RELEASED ||
           t.status() == v1::TASK_STATUS_CANCELLED || t.status() == v1::TASK_STATUS_DECLINED ||
@@ -164,6 +170,31 @@ void CrewSim::StreamLoop() {
       stream_ctx_ = nullptr;
     }
     if (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+void CrewSim::CountChurn(const v1::TaskEvent& ev) {
+  const auto& t = ev.task();
+  switch (ev.kind()) {
+    case v1::TaskEvent::KIND_ASSIGNED:
+      ++churn_.tasks;
+      eta_[t.task_id()] = {t.eta_unix_ms(), 0};
+      return;
+    case v1::TaskEvent::KIND_REASSIGNED:
+      ++churn_.reassigned;
+      eta_.erase(t.task_id());
+      return;
+    case v1::TaskEvent::KIND_UPDATED: {
+      ++churn_.updated;
+      auto it = eta_.find(t.task_id());
+      if (it == eta_.end() || t.eta_unix_ms() == it->second.eta_ms) return;
+      const int dir = t.eta_unix_ms() > it->second.eta_ms ? 1 : -1;
+      if (it->second.direction != 0 && dir != it->second.direction) ++churn_.eta_reversals;
+      it->second = {t.eta_unix_ms(), dir};
+      return;
+    }
+    default:
+      return;
   }
 }
 
@@ -232,6 +263,17 @@ void CrewSim::Tick(core::TimePoint now) {
       from_ = PositionAt(now);
       phase_ = Phase::kIdle;
       target_task_.reset();
+    } else if (phase_ == Phase::kTravel) {
+      // On the road, a task the daemon put first (a VIP or key site that
+      // cannot wait) diverts the crew; the one it was heading for stays next.
+      for (const auto& [id, t] : tasks_)
+        if (id != *target_task_ && t.status() != v1::TASK_STATUS_GENERATOR_RUNNING &&
+            t.order() < it->second.order()) {
+          from_ = PositionAt(now);
+          phase_ = Phase::kIdle;
+          target_task_.reset();
+          break;
+        }
     }
   }
   if (phase_ == Phase::kIdle && generators_left_ > 0) {

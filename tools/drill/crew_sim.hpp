@@ -39,6 +39,13 @@ struct StreamStats {
   uint64_t events = 0, gaps = 0, duplicates = 0;
 };
 
+// How calm the plan looked from this crew's phone: tasks it was given,
+// UPDATED and REASSIGNED events, and ETA reversals (a task's pushed ETA that
+// moved later and then earlier, or the other way round).
+struct PlanChurn {
+  uint64_t tasks = 0, updated = 0, reassigned = 0, eta_reversals = 0;
+};
+
 // Every event the crew received, checked against the daemon's history at the
 // end of the drill (after any restart): missing = received but no longer in
 // the history, changed = there with another content.
@@ -58,6 +65,7 @@ class CrewSim {
   void SetUnavailable();                // drops out for good
   void CutLink(core::TimePoint until);  // no network until then
   StreamStats stats() const;
+  PlanChurn churn() const;
   // Reads the crew's whole history from the daemon (a fresh subscription from
   // seq 0) and compares it with what the crew received. Call before Stop().
   HistoryCheck VerifyHistory();
@@ -68,6 +76,7 @@ class CrewSim {
   void StreamLoop();
   void WorkLoop();
   void Tick(core::TimePoint now);
+  void CountChurn(const sitepower::v1::TaskEvent& ev);  // under mu_
   void Send(const std::string& task, sitepower::v1::TaskStatus status);
   void FlushUpdates(core::TimePoint now);
   bool LinkUp(core::TimePoint now) const;
@@ -84,6 +93,12 @@ class CrewSim {
   std::map<std::string, sitepower::v1::Task> tasks_;  // open tasks by id
   uint64_t last_seq_ = 0;
   StreamStats stats_;
+  PlanChurn churn_;
+  struct EtaTrack {
+    int64_t eta_ms = 0;
+    int direction = 0;  // +1 last move later, -1 earlier
+  };
+  std::map<std::string, EtaTrack> eta_;       // task id -> its pushed ETAs
   std::map<uint64_t, std::string> received_;  // seq -> kind|task|status|crew
   std::optional<core::TimePoint> link_cut_until_;
   grpc::ClientContext* stream_ctx_ = nullptr;

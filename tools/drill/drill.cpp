@@ -172,7 +172,8 @@ std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::st
   y << "travel: {speed_kmh: " << s.travel.speed_kmh << ", road_factor: " << s.travel.road_factor
     << "}\n";
   y << "hookup_min: " << s.hookup_min << "\n";
-  y << "planner: {budget_ms: 200, keep_margin_min: 10, ack_timeout_min: 10}\n";
+  y << "planner: {policy: " << o.policy
+    << ", budget_ms: 200, keep_margin_min: 10, ack_timeout_min: 10}\n";
   y << "noc_tokens:\n  - {name: drill-noc, sha256: " << api::Sha256Hex(noc_token) << "}\n";
   if (o.tls) y << "tls: {cert: " << dir << "/tls-cert.pem, key: " << dir << "/tls-key.pem}\n";
   if (!o.record_path.empty())
@@ -666,6 +667,7 @@ int RunDrill(const DrillOptions& o) {
     history.changed += h.changed;
   }
   const std::map<std::string, core::TimePoint> confirmed = noc_watch.MainsFailConfirmed();
+  const std::map<std::string, NocWatch::Band> predicted = noc_watch.PredictedAtConfirm();
   noc_watch.Stop();
   for (auto& [id, c] : crews) c->Stop();
   proc.Stop();
@@ -688,11 +690,22 @@ int RunDrill(const DrillOptions& o) {
   }
   scenario::Score score = scenario::ScoreObserved(s, observed);
   StreamStats streams;
+  PlanChurn churn_total;
+  json churn = json::object();
   for (auto& [id, c] : crews) {
     auto st = c->stats();
     streams.events += st.events;
     streams.gaps += st.gaps;
     streams.duplicates += st.duplicates;
+    const PlanChurn pc = c->churn();
+    churn[id] = {{"tasks", pc.tasks},
+                 {"updated", pc.updated},
+                 {"reassigned", pc.reassigned},
+                 {"eta_reversals", pc.eta_reversals}};
+    churn_total.tasks += pc.tasks;
+    churn_total.updated += pc.updated;
+    churn_total.reassigned += pc.reassigned;
+    churn_total.eta_reversals += pc.eta_reversals;
   }
   json jsites = json::object();
   for (const auto& site : s.sites) {
@@ -706,12 +719,18 @@ int RunDrill(const DrillOptions& o) {
     // sitepower's own additions: what the daemon confirmed, where the plant came from.
     if (auto it = confirmed.find(site.id); it != confirmed.end())
       j["daemon_mains_fail_at"] = core::FormatIso8601(it->second, off);
+    if (auto it = predicted.find(site.id); it != predicted.end()) {
+      auto r1 = [](double v) { return std::round(v * 10) / 10; };
+      j["predicted_runtime_min"] = {
+          {"p10", r1(it->second.p10)}, {"p50", r1(it->second.p50)}, {"p90", r1(it->second.p90)}};
+    }
     if (replay) j["source"] = sites.at(site.id).replay ? "recording" : "scenario";
     jsites[site.id] = j;
   }
   json report = {
       {"scenario", s.name},
       {"speed", o.speed},
+      {"policy", o.policy},
       {"sites", jsites},
       {"sites_down",
        {{"vip", score.vip_down}, {"key", score.key_down}, {"standard", score.standard_down}}},
@@ -726,6 +745,16 @@ int RunDrill(const DrillOptions& o) {
       // sitepower's own addition: received events checked against the history.
       {"crew_history",
        {{"checked", history.checked}, {"missing", history.missing}, {"changed", history.changed}}},
+      // sitepower's own addition: how calm the plan looked from the crews' phones.
+      {"plan_churn", churn},
+      {"plan_churn_total",
+       {{"tasks", churn_total.tasks},
+        {"updated", churn_total.updated},
+        {"reassigned", churn_total.reassigned},
+        {"eta_reversals", churn_total.eta_reversals},
+        {"updated_per_task", churn_total.tasks
+                                 ? std::round(100.0 * churn_total.updated / churn_total.tasks) / 100
+                                 : 0.0}}},
       {"ended", end_reason}};
   if (replay) {
     std::map<std::string, const ReplayedSite*> replayed;
@@ -759,6 +788,11 @@ int RunDrill(const DrillOptions& o) {
               score.last_generator_running_at
                   ? core::FormatHhMm(*score.last_generator_running_at, off).c_str()
                   : "-");
+  std::printf("plan churn: %llu tasks, %llu updated, %llu reassigned, %llu ETA reversals\n",
+              static_cast<unsigned long long>(churn_total.tasks),
+              static_cast<unsigned long long>(churn_total.updated),
+              static_cast<unsigned long long>(churn_total.reassigned),
+              static_cast<unsigned long long>(churn_total.eta_reversals));
   std::printf("crew streams: %llu events, %llu gaps, %llu duplicates\n",
               static_cast<unsigned long long>(streams.events),
               static_cast<unsigned long long>(streams.gaps),

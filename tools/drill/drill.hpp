@@ -18,9 +18,10 @@ struct DrillOptions {
   std::string work_dir;            // default: a fresh temp dir (kept with --keep-dir)
   std::vector<std::string> chaos;  // extra fault events, see ParseChaos
   bool quiet = false;
-  double hold_s = 0;        // keep the daemon (and dashboard) up this long after the end
-  bool tls = false;         // gRPC over TLS: a fresh self-signed certificate for 127.0.0.1
-  std::string record_path;  // the daemon records its telemetry here (replaced if it exists)
+  std::string policy = "optimize";  // the daemon's planner.policy: optimize | seed-rule
+  double hold_s = 0;                // keep the daemon (and dashboard) up this long after the end
+  bool tls = false;                 // gRPC over TLS: a fresh self-signed certificate for 127.0.0.1
+  std::string record_path;          // the daemon records its telemetry here (replaced if it exists)
   // Replay (replay.hpp): the recorded sites' controllers show this recording.
   std::string replay_path;
   std::string replay_at;                   // "HH:MM" (scenario date) or ISO 8601; "" = absolute

@@ -9,12 +9,15 @@ namespace {
 int Usage(int code) {
   std::fprintf(
       stderr,
-      "usage: sitepower-drill SCENARIO [--speed N] [--report FILE] [--daemon PATH]\n"
+      "usage: sitepower-drill SCENARIO [--speed N] [--report FILE] [--policy P]\n"
+      "                       [--daemon PATH]\n"
       "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--tls] [--quiet]\n"
       "                       [--record FILE] [--replay FILE [--replay-at HH:MM]\n"
       "                       [--replay-align first-fail|first-sample]]\n"
       "  --speed N     scenario minutes per wall minute (default 60; up to 600)\n"
       "  --report F    write the FORMAT.md drill report (JSON) to F\n"
+      "  --policy P    the daemon's planner: optimize (default) or seed-rule (VIP first,\n"
+      "                then key, then by predicted endurance; the baseline to compare)\n"
       "  --chaos SPEC  add faults (repeatable, or comma-separated):\n"
       "                daemon_kill@HH:MM:RESTART_AFTER_S\n"
       "                controller_fault@HH:MM:SITE:timeout|exception|garbage|half_open:FOR_MIN\n"
@@ -53,6 +56,8 @@ int main(int argc, char** argv) {
       if (!v) return Usage(2);
       if (a == "--speed")
         o.speed = std::atof(v);
+      else if (a == "--policy" && (std::string(v) == "optimize" || std::string(v) == "seed-rule"))
+        o.policy = v;
       else if (a == "--report")
         o.report_path = v;
       else if (a == "--daemon")

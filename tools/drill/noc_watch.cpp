@@ -26,6 +26,11 @@ std::map<std::string, core::TimePoint> NocWatch::MainsFailConfirmed() const {
   return confirmed_;
 }
 
+std::map<std::string, NocWatch::Band> NocWatch::PredictedAtConfirm() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return predicted_;
+}
+
 void NocWatch::Loop() {
   auto stub = v1::NocService::NewStub(channel_);
   while (!stop_) {
@@ -35,10 +40,18 @@ void NocWatch::Loop() {
     v1::ListSitesResponse resp;
     if (stub->ListSites(&ctx, v1::ListSitesRequest{}, &resp).ok()) {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& site : resp.sites())
-        if (site.mains_fail_unix_ms() > 0)
-          confirmed_.emplace(site.site_id(),
-                             core::TimePoint(core::Millis(site.mains_fail_unix_ms())));
+      for (const auto& site : resp.sites()) {
+        if (site.mains_fail_unix_ms() <= 0) continue;
+        confirmed_.emplace(site.site_id(),
+                           core::TimePoint(core::Millis(site.mains_fail_unix_ms())));
+        const auto& r = site.runtime();
+        if (site.has_runtime() && r.at_unix_ms() > 0 && !predicted_.count(site.site_id())) {
+          const double since =
+              static_cast<double>(r.at_unix_ms() - site.mains_fail_unix_ms()) / 60000;
+          predicted_[site.site_id()] = {since + r.p10_min(), since + r.p50_min(),
+                                        since + r.p90_min()};
+        }
+      }
     }
     // The daemon keeps the time it confirmed, so asking 4 times a (wall)
     // second loses only a failure that also ended within that time.

@@ -29,6 +29,13 @@ class NocWatch {
   // Thread-safe: per site, the first mains failure the daemon reported (a
   // later one after mains returned does not replace it, as in FORMAT.md v1).
   std::map<std::string, core::TimePoint> MainsFailConfirmed() const;
+  // Thread-safe: per site, the runtime band the daemon showed when it first
+  // showed the failure, as minutes from the confirmed mains failure (p10,
+  // p50, p90): what the plan leaned on, to set beside the true runtime.
+  struct Band {
+    double p10 = 0, p50 = 0, p90 = 0;
+  };
+  std::map<std::string, Band> PredictedAtConfirm() const;
 
  private:
   void Loop();
@@ -38,6 +45,7 @@ class NocWatch {
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;  // guards confirmed_
   std::map<std::string, core::TimePoint> confirmed_;
+  std::map<std::string, Band> predicted_;
 };
 
 }  // namespace sitepower::drill
