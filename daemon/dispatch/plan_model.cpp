@@ -26,6 +26,13 @@ std::string Duration(double min) {
   return buf;
 }
 
+std::string JoinFirst(const std::vector<core::SiteId>& ids, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < ids.size() && i < n; ++i) out += (i ? ", " : "") + ids[i];
+  if (ids.size() > n) out += ", ...";
+  return out;
+}
+
 std::string TierWord(core::Tier t) {
   return t == core::Tier::kVip ? "VIP" : t == core::Tier::kKey ? "key" : "standard";
 }
@@ -94,6 +101,7 @@ PlanModel::PlanModel(const PlanInput& in, double keep_margin_min)
     ci.gone = cs.unavailable_from ? MinutesFrom(now, *cs.unavailable_from) : kNever;
     ci.speed = cs.speed_kmh > 0 ? cs.speed_kmh : in.travel.speed_kmh;
     ci.generators = std::max(0, cs.generators_left);
+    ci.reserve = std::clamp(static_cast<int>(cs.reserved_for.size()), 0, ci.generators);
     for (const auto& id : cs.committed) {
       auto it = index.find(id);
       if (it != index.end() && static_cast<int>(ci.committed.size()) < ci.generators &&
@@ -148,10 +156,14 @@ double PlanModel::RouteRuns(int crew, const std::vector<int>& route,
                             std::vector<double>* runs) const {
   runs->assign(route.size(), kNever);
   const CrewInfo& ci = crews_[crew];
+  // Generators held back for VIP and key sites still on mains: standard
+  // stops beyond the rest are not served (the crew does not go there).
+  const int standard_quota = ci.generators - ci.reserve;
   double t = ci.start, travel = 0;
-  int at = -1;
-  for (size_t k = 0; k < route.size() && static_cast<int>(k) < ci.generators; ++k) {
+  int at = -1, used = 0, standard = 0;
+  for (size_t k = 0; k < route.size() && used < ci.generators; ++k) {
     int s = route[k];
+    if (!Preempts(s) && standard >= standard_quota) continue;
     double leg = Travel(crew, at, s);
     double run = t + leg + sites_[s].hookup;
     if (run > ci.gone) break;
@@ -159,6 +171,8 @@ double PlanModel::RouteRuns(int crew, const std::vector<int>& route,
     (*runs)[k] = run;
     t = run;
     at = s;
+    ++used;
+    if (!Preempts(s)) ++standard;
   }
   return travel;
 }
@@ -248,23 +262,12 @@ double PlanModel::ArrivalIfAppended(const std::vector<int>& route, int crew, int
 }
 
 std::vector<double> PlanModel::RunningTimes(const Routes& routes, double* travel) const {
-  std::vector<double> running(sites_.size(), kNever);
+  std::vector<double> running(sites_.size(), kNever), runs;
   double total = 0;
   for (size_t c = 0; c < routes.size(); ++c) {
-    double t = crews_[c].start;
-    int at = -1;
-    int used = 0;
-    for (int s : routes[c]) {
-      if (used >= crews_[c].generators) break;
-      double leg = Travel(static_cast<int>(c), at, s);
-      double run = t + leg + sites_[s].hookup;
-      if (run > crews_[c].gone) break;
-      total += leg;
-      running[s] = std::min(running[s], run);
-      t = run;
-      at = s;
-      ++used;
-    }
+    total += RouteRuns(static_cast<int>(c), routes[c], &runs);
+    for (size_t k = 0; k < routes[c].size(); ++k)
+      running[routes[c][k]] = std::min(running[routes[c][k]], runs[k]);
   }
   if (travel) *travel = total;
   return running;
@@ -379,12 +382,12 @@ Plan PlanModel::ToPlan(const Routes& routes) const {
   for (size_t i = 0; i < in_.sites.size(); ++i) index_of[in_.sites[i].id] = static_cast<int>(i);
   for (size_t c = 0; c < routes.size(); ++c) {
     CrewRoute cr{in_.crews[c].id, {}};
-    double t = crews_[c].start;
-    int at = -1;
-    for (int s : routes[c]) {
-      double arrival = t + Travel(static_cast<int>(c), at, s);
-      double run = arrival + sites_[s].hookup;
-      if (running[s] >= kNever / 2 || run > crews_[c].gone) break;
+    std::vector<double> runs;
+    RouteRuns(static_cast<int>(c), routes[c], &runs);
+    for (size_t k = 0; k < routes[c].size(); ++k) {
+      const int s = routes[c][k];
+      if (runs[k] >= kNever / 2) continue;  // not reached, or held back by the reserve
+      const double run = runs[k], arrival = run - sites_[s].hookup;
       const SiteInfo& si = sites_[s];
       const SiteNeed& n = in_.sites[s];
       Stop stop;
@@ -409,11 +412,13 @@ Plan PlanModel::ToPlan(const Routes& routes) const {
         r += Duration(stop.margin_min) + " margin";
       else
         r += "generator " + Duration(-stop.margin_min) + " after the deadline";
+      if (!in_.crews[c].reserved_for.empty())
+        r += "; " + cr.crew + " holds " + std::to_string(crews_[c].reserve) +
+             " generator(s) for VIP/key sites still on mains (" +
+             JoinFirst(in_.crews[c].reserved_for, 3) + ")";
       stop.reason = std::move(r);
       cr.stops.push_back(std::move(stop));
       served[s] = true;
-      t = run;
-      at = s;
     }
     // What put each stop before the next one on the route.
     for (size_t k = 0; k + 1 < cr.stops.size(); ++k) {

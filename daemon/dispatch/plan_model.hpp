@@ -112,6 +112,7 @@ class PlanModel {
     double gone = 1e18;  // minutes from now when it becomes unavailable
     double speed = 40;
     int generators = 0;
+    int reserve = 0;  // of them, kept for VIP/key sites (CrewState::reserved_for)
     std::vector<int> committed;
   };
   std::vector<double> RunningTimes(const Routes& routes, double* travel) const;

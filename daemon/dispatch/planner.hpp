@@ -47,6 +47,9 @@ struct CrewState {
   // Sites of tasks this crew accepted or is working on, in order: kept at the
   // head of its route.
   std::vector<core::SiteId> committed;
+  // VIP or key sites still on mains for which this crew keeps a generator
+  // (ReserveGenerators): one generator each that no standard site gets.
+  std::vector<core::SiteId> reserved_for;
 };
 
 struct Pin {  // operator override: this crew serves this site
