@@ -116,6 +116,7 @@ void ReadPlanner(YamlMap& root, Config& c, YamlErrors& errors) {
   p.keep_margin_min = m.Number("keep_margin_min", false, 0, 10000).value_or(p.keep_margin_min);
   p.change_margin_min =
       m.Number("change_margin_min", false, 0, 100000).value_or(p.change_margin_min);
+  p.reserve = m.Bool("reserve").value_or(p.reserve);
   p.ack_timeout_min = m.Number("ack_timeout_min", false, 0.1, 10000).value_or(p.ack_timeout_min);
   p.contradiction_min =
       m.Number("contradiction_min", false, 0.01, 10000).value_or(p.contradiction_min);

@@ -99,6 +99,9 @@ struct PlannerConfig {
   // weighted down minutes, or has fewer VIP or key sites down (dispatch::
   // Options::change_margin_min); 0 = always take the newest plan.
   double change_margin_min = 30;
+  // Hold generators for VIP and key sites still on mains when generators are
+  // scarcer than the sites that will need them (dispatch/reserve.hpp).
+  bool reserve = true;
   double ack_timeout_min = 10;
   // A crew's "generator running" that the controller contradicts (battery
   // still discharging) for this long is flagged to the NOC.

@@ -10,6 +10,7 @@
 
 #include "app/engine_state.hpp"
 #include "app/log.hpp"
+#include "dispatch/reserve.hpp"
 
 namespace sitepower::app {
 
@@ -442,6 +443,18 @@ dispatch::PlanInput Engine::BuildPlanInput(TimePoint now) const {
     in.crews.push_back(std::move(cs));
   }
   for (const auto& [site, crew] : pins_) in.pins.push_back({site, crew});
+  // Generators scarcer than the sites that will need them: hold some for the
+  // VIP and key sites that may lose mains next (the optimizer only; the seed
+  // rule is the grid managers' rule as they apply it).
+  if (config_.planner.reserve && config_.planner.policy == PlannerPolicy::kOptimize) {
+    std::vector<dispatch::SiteOnMains> on_mains;
+    for (const auto& [id, s] : sites_)
+      if (!s->mains_fail_at && !s->cfg.fixed_generator && s->cfg.tier != core::Tier::kStandard)
+        on_mains.push_back({id, s->cfg.location, s->cfg.tier});
+    dispatch::ReserveGenerators(in, on_mains,
+                                static_cast<double>(included.size()) /
+                                    static_cast<double>(std::max<size_t>(1, sites_.size())));
+  }
   // Warm start: the search begins from the last plan (the planner drops what
   // no longer applies), so a re-plan after one event is quick and calm.
   if (last_plan_)
