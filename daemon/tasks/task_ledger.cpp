@@ -54,6 +54,16 @@ std::string_view EventKindName(EventKind k) {
 namespace {
 
 constexpr auto kNotifyDrift = std::chrono::minutes(5);
+constexpr auto kDeadlineDrift = std::chrono::minutes(10);
+
+// Whether moving `from` to `to` is news to a crew at `now`: at least `floor`
+// and at least 15 % of the time still to go (an ETA three hours away that
+// moves by six minutes is not worth a buzz on the phone).
+bool Moved(core::TimePoint from, core::TimePoint to, core::TimePoint now, core::Millis floor) {
+  const auto change = std::chrono::abs(to - from);
+  const auto ahead = from > now ? from - now : core::Millis{0};
+  return change >= floor && change * 100 >= ahead * 15;
+}
 // An ETA that moved one way is not pushed back the other way within this
 // time (only the order, the crew or the deadline can make it sooner): a
 // technician whose phone contradicts itself stops reading it.
@@ -336,10 +346,10 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
     const auto pushed = eta_pushed_.find(t.id);
     const bool reversal = pushed != eta_pushed_.end() && pushed->second.direction == -direction &&
                           now - pushed->second.at < kReversalHold;
-    const bool eta_moved = std::chrono::abs(t.eta - a.eta) >= kNotifyDrift && !reversal;
+    const bool eta_moved = Moved(t.eta, a.eta, now, kNotifyDrift) && !reversal;
     const bool reordered = t.order != a.order;
     const bool significant =
-        reordered || eta_moved || std::chrono::abs(t.deadline - a.deadline) >= kNotifyDrift;
+        reordered || eta_moved || Moved(t.deadline, a.deadline, now, kDeadlineDrift);
     if (!significant) {
       Task& live = tasks_.at(t.id);
       live.reason = a.reason;

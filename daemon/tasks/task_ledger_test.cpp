@@ -75,6 +75,16 @@ TEST_F(LedgerTest, EtaReversalsAreHeldForTenMinutes) {
   ev = ledger_->ApplyPlan({reordered}, "test");
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].task.order, 2);
+  // Far ahead, a move must be at least 15 % of the time still to go.
+  clock_.now += std::chrono::minutes(30);
+  Assignment far = A("S1", "A1", 2);
+  far.eta = clock_.now + std::chrono::minutes(180);
+  ASSERT_EQ(ledger_->ApplyPlan({far}, "test").size(), 1u);  // 70 min later: told
+  clock_.now += std::chrono::minutes(1);
+  far.eta += std::chrono::minutes(20);  // 20 of 179 min: quiet
+  EXPECT_TRUE(ledger_->ApplyPlan({far}, "test").empty());
+  far.eta += std::chrono::minutes(10);  // 30 of 179 min: told
+  EXPECT_EQ(ledger_->ApplyPlan({far}, "test").size(), 1u);
 }
 
 TEST_F(LedgerTest, FullLifecycleAndRefusals) {
