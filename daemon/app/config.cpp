@@ -73,6 +73,7 @@ void ReadClock(YamlMap& root, Config& c, YamlErrors& errors) {
   auto start = m.String("scenario_start", true);
   auto wall = m.Integer("wall_start_unix_ms", true, 0);
   auto speed = m.Number("speed", false, 0.001, 100000);
+  auto shared = m.String("shared_file");
   m.CheckNoUnknownKeys();
   if (!start || !wall) return;
   auto zt = core::ParseIso8601(*start);
@@ -80,7 +81,8 @@ void ReadClock(YamlMap& root, Config& c, YamlErrors& errors) {
     errors.Add(m.Child("scenario_start"), "clock.scenario_start", zt.status().message());
     return;
   }
-  c.clock = ClockConfig{*zt, core::TimePoint(core::Millis(*wall)), speed.value_or(1.0)};
+  c.clock = ClockConfig{*zt, core::TimePoint(core::Millis(*wall)), speed.value_or(1.0),
+                        shared.value_or("")};
   c.utc_offset_min = zt->offset_min;
 }
 

@@ -76,6 +76,9 @@ struct ClockConfig {
   core::ZonedTime scenario_start;
   core::TimePoint wall_start;
   double speed = 1;
+  // A drill's shared clock file (core/shared_clock.hpp): the daemon holds it
+  // while it plans. Empty: a plain WarpedClock from the three values above.
+  std::string shared_file;
 };
 
 struct PollConfig {

@@ -13,6 +13,7 @@
 #include "app/engine.hpp"
 #include "app/log.hpp"
 #include "app/recorder.hpp"
+#include "core/shared_clock.hpp"
 #include "modbus/poller.hpp"
 #include "store/store.hpp"
 #include "tasks/task_ledger.hpp"
@@ -23,6 +24,12 @@ namespace sitepower::app {
 namespace {
 
 std::unique_ptr<core::Clock> MakeClock(const Config& c) {
+  if (c.clock && !c.clock->shared_file.empty()) {
+    auto shared = core::SharedClock::Open(c.clock->shared_file);
+    if (shared.ok()) return std::move(*shared);
+    LogLine(LogLevel::kWarning, "clock",
+            {{"error", shared.status().message()}, {"fallback", "warped clock from the config"}});
+  }
   if (c.clock) {
     return std::make_unique<core::WarpedClock>(c.clock->scenario_start.at, c.clock->wall_start,
                                                c.clock->speed);

@@ -470,6 +470,9 @@ void Engine::Replan() {
     return;
   }
   planning_ = true;
+  // In a drill, scenario time stands still while the plan is made (released
+  // when it is applied): a drill at 600x decides what the day at 1x would.
+  clock_.Hold();
   std::string why = std::move(replan_why_);
   replan_why_.clear();
   TimePoint now = clock_.Now();
@@ -497,6 +500,7 @@ void Engine::Replan() {
 void Engine::ApplyPlan(dispatch::Plan plan, size_t sites_planned, std::string why, TimePoint now,
                        std::chrono::steady_clock::time_point t0) {
   planning_ = false;
+  clock_.Release();
   if (!started_) return;
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -40,6 +40,10 @@ class Clock {
   virtual TimePoint Now() const = 0;
   // How many scenario seconds pass per wall second (1 for the real clock).
   virtual double Speed() const { return 1.0; }
+  // A drill's clock (SharedClock) stands still between Hold() and Release()
+  // while the daemon plans; every other clock runs on. Nested holds count.
+  virtual void Hold() const {}
+  virtual void Release() const {}
 };
 
 class SystemClock final : public Clock {

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "api/auth.hpp"
+#include "core/shared_clock.hpp"
 #include "drill/crew_sim.hpp"
 #include "drill/drill_replay.hpp"
 #include "drill/noc_watch.hpp"
@@ -163,7 +164,7 @@ std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::st
   y << "state_file: " << dir << "/state.json\n";
   y << "clock: {scenario_start: \"" << core::FormatIso8601(s.start.at, s.offset_min())
     << "\", wall_start_unix_ms: " << wall_start.time_since_epoch().count() << ", speed: " << o.speed
-    << "}\n";
+    << ", shared_file: \"" << dir << "/clock\"}\n";
   y << "poll: {interval_ms: " << on_batt_ms * 2 << ", on_battery_interval_ms: " << on_batt_ms
     << ", timeout_ms: " << std::clamp(on_batt_ms, 200, 1500)
     << ", stale_after_missed: 3, mains_fail_confirm: 2}\n";
@@ -480,7 +481,14 @@ int RunDrill(const DrillOptions& o) {
   // Scenario time starts shortly after the daemon has had time to come up.
   core::SystemClock wall;
   const core::TimePoint wall_start = wall.Now() + std::chrono::milliseconds(1500);
-  core::WarpedClock clock(s.start.at, wall_start, o.speed);
+  // The drill's clock, shared with the daemon through a file in the work dir:
+  // it stands still while the daemon plans (core/shared_clock.hpp).
+  auto shared_clock = core::SharedClock::Create(dir + "/clock", s.start.at, wall_start, o.speed);
+  if (!shared_clock.ok()) {
+    std::fprintf(stderr, "sitepower-drill: %s\n", shared_clock.status().message().c_str());
+    return 1;
+  }
+  const core::Clock& clock = **shared_clock;
   std::string config =
       DaemonConfig(s, o, dir, grpc_port, http_port, wall_start, sites, farm, tokens, noc_token);
   std::string state_file = dir + "/state.json";
