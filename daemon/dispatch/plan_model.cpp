@@ -163,7 +163,8 @@ double PlanModel::RouteRuns(int crew, const std::vector<int>& route,
   int at = -1, used = 0, standard = 0;
   for (size_t k = 0; k < route.size() && used < ci.generators; ++k) {
     int s = route[k];
-    if (!Preempts(s) && standard >= standard_quota) continue;
+    // (A crew already on its way to a standard site is not turned back.)
+    if (!Preempts(s) && !sites_[s].committed && standard >= standard_quota) continue;
     double leg = Travel(crew, at, s);
     double run = t + leg + sites_[s].hookup;
     if (run > ci.gone) break;

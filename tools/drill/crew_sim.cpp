@@ -178,7 +178,7 @@ void CrewSim::CountChurn(const v1::TaskEvent& ev) {
   switch (ev.kind()) {
     case v1::TaskEvent::KIND_ASSIGNED:
       ++churn_.tasks;
-      eta_[t.task_id()] = {t.eta_unix_ms(), 0};
+      eta_[t.task_id()] = {t.eta_unix_ms(), 0, clock_.Now()};
       return;
     case v1::TaskEvent::KIND_REASSIGNED:
       ++churn_.reassigned;
@@ -189,8 +189,11 @@ void CrewSim::CountChurn(const v1::TaskEvent& ev) {
       auto it = eta_.find(t.task_id());
       if (it == eta_.end() || t.eta_unix_ms() == it->second.eta_ms) return;
       const int dir = t.eta_unix_ms() > it->second.eta_ms ? 1 : -1;
-      if (it->second.direction != 0 && dir != it->second.direction) ++churn_.eta_reversals;
-      it->second = {t.eta_unix_ms(), dir};
+      const core::TimePoint now = clock_.Now();
+      if (it->second.direction != 0 && dir != it->second.direction &&
+          now - it->second.at < std::chrono::minutes(10))
+        ++churn_.eta_reversals;
+      it->second = {t.eta_unix_ms(), dir, now};
       return;
     }
     default:

@@ -41,7 +41,8 @@ struct StreamStats {
 
 // How calm the plan looked from this crew's phone: tasks it was given,
 // UPDATED and REASSIGNED events, and ETA reversals (a task's pushed ETA that
-// moved later and then earlier, or the other way round).
+// moved later and then, within 10 scenario minutes, earlier, or the other
+// way round).
 struct PlanChurn {
   uint64_t tasks = 0, updated = 0, reassigned = 0, eta_reversals = 0;
 };
@@ -96,7 +97,8 @@ class CrewSim {
   PlanChurn churn_;
   struct EtaTrack {
     int64_t eta_ms = 0;
-    int direction = 0;  // +1 last move later, -1 earlier
+    int direction = 0;     // +1 last move later, -1 earlier
+    core::TimePoint at{};  // when that move arrived (scenario time)
   };
   std::map<std::string, EtaTrack> eta_;       // task id -> its pushed ETAs
   std::map<uint64_t, std::string> received_;  // seq -> kind|task|status|crew
