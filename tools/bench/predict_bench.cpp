@@ -18,10 +18,10 @@ namespace {
 
 using namespace sitepower;
 
-std::vector<model::tables::Case>& Cases() {
-  static std::vector<model::tables::Case> cases = [] {
+std::vector<model::TableRow>& Cases() {
+  static std::vector<model::TableRow> cases = [] {
     std::string err;
-    auto c = model::tables::LoadCases(SITEPOWER_SHARED_DIR "/data/battery-tables.json", &err);
+    auto c = model::tables::LoadRows(SITEPOWER_SHARED_DIR "/data/battery-tables.json", &err);
     if (c.empty()) std::fprintf(stderr, "%s\n", err.c_str());
     return c;
   }();
