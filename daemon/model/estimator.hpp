@@ -82,7 +82,6 @@ class DischargeEstimator {
   Load prior_;
   Confidence conf_;
   EstimatorOptions opt_;
-  CurveError curve_;  // the rate curve's error at the prior load
   // State: x = fraction spent, c = capacity scale, bias = voltage offset per
   // cell; p_ = their covariance.
   double x_ = 0, c_ = 1, bias_ = 0;

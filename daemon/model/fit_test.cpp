@@ -116,9 +116,10 @@ TEST(FitTest, CompiledCurveIsTheFitOfThePublishedTables) {
 struct Calibration {
   int n = 0, below = 0, above = 0;
   double score = 0;  // interval score of the P10-P90 band in ln runtime (lower is better)
-  std::vector<double> width;
+  std::vector<double> width, p50_error;
   void Add(const RuntimeBand& b, double actual) {
     ++n;
+    p50_error.push_back(std::abs(b.p50_min - actual) / actual);
     below += actual < b.p10_min;
     above += actual > b.p90_min;
     const double lo = std::log(b.p10_min), hi = std::log(b.p90_min), y = std::log(actual);
@@ -130,14 +131,15 @@ struct Calibration {
   double Above() const { return n ? double(above) / n : 0; }
   double Covered() const { return 1 - Below() - Above(); }
   double Score() const { return n ? score / n : 0; }
-  double MedianWidth() const {
-    std::vector<double> w = width;
-    std::sort(w.begin(), w.end());
-    return w.empty() ? 0 : w[w.size() / 2];
+  static double Median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
   }
+  double MedianWidth() const { return Median(width); }
   void Print(const std::string& label) const {
-    std::printf("%-34s %4d %7.0f%% %7.0f%% %7.0f%% %7.0f%% %7.3f\n", label.c_str(), n,
-                100 * Below(), 100 * Above(), 100 * Covered(), 100 * MedianWidth(), Score());
+    std::printf("%-34s %4d %7.0f%% %7.0f%% %7.0f%% %7.0f%% %7.3f %7.1f%%\n", label.c_str(), n,
+                100 * Below(), 100 * Above(), 100 * Covered(), 100 * MedianWidth(), Score(),
+                100 * Median(p50_error));
   }
 };
 
@@ -170,8 +172,8 @@ TEST(FitTest, BandIsCalibratedOnBatteriesItNeverSaw) {
       }
     by_battery[rows[i].battery].Add(honest[i], rows[i].minutes);
   }
-  std::printf("%-34s %4s %8s %8s %8s %8s %7s\n", "held-out battery (P10-P90 band)", "rows", "<P10",
-              ">P90", "inside", "width", "score");
+  std::printf("%-34s %4s %8s %8s %8s %8s %7s %8s\n", "held-out battery (P10-P90 band)", "rows",
+              "<P10", ">P90", "inside", "width", "score", "P50 err");
   for (size_t g = 0; g < groups.size(); ++g) {
     now[g].Print(groups[g].first);
     before[g].Print("  fixed 7.5 % band");

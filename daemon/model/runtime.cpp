@@ -15,10 +15,6 @@ constexpr double kLoadElasticity = 1.2;
 
 }  // namespace
 
-double CurveError::Median(double curve_min) const {
-  return curve_min < kForever ? curve_min * std::exp(shift) : curve_min;
-}
-
 CurveError CurveErrorAt(const core::BatterySpec& b, double hours, const VrlaCurve& curve) {
   if (!b.table.empty()) return {0, 0.04};  // the battery's own datasheet
   if (b.chemistry == core::Chemistry::kLfp) return {0, 0.10};
@@ -65,7 +61,7 @@ RuntimeBand PredictRuntime(const core::BatterySpec& b, const Load& load, const C
   // The rate is that of a discharge from full (the curve's error depends on
   // it, not on what is left).
   const CurveError err = CurveErrorAt(b, left / 60.0 / std::max(0.05, 1.0 - used), curve);
-  const double p50 = err.Median(left);
+  const double p50 = left < kForever ? left * std::exp(err.shift) : left;
   double soc_rel = c.soc_sigma / std::max(0.05, 1.0 - used);
   double sigma = std::sqrt(err.sigma * err.sigma + std::pow(c.soh_sigma, 2) +
                            std::pow(kLoadElasticity * c.load_sigma, 2) + soc_rel * soc_rel +

@@ -44,8 +44,6 @@ struct Confidence {
 struct CurveError {
   double shift = 0;
   double sigma = 0;
-  // The median runtime from the curve's minutes (forever stays forever).
-  double Median(double curve_min) const;
 };
 CurveError CurveErrorAt(const core::BatterySpec& b, double hours,
                         const VrlaCurve& curve = GenericVrlaCurve());
