@@ -88,9 +88,30 @@ double TableHours(const std::vector<std::pair<double, double>>& rows, double loa
   return std::exp(y) / 60.0;
 }
 
+template <size_t N>
+double Dot(const std::array<double, N>& a, const std::array<double, N>& b) {
+  double s = 0;
+  for (size_t i = 0; i < N; ++i) s += a[i] * b[i];
+  return s;
+}
+
 }  // namespace
 
 const VrlaCurve& GenericVrlaCurve() { return kGenericVrla; }
+
+// The fit holds from 10 min to 20 h; beyond, the curve is held at its
+// slope-free ends rather than extrapolating a quadratic.
+std::array<double, 7> VrlaCurve::CapacityTerms(double hours, double end_v) {
+  const double l = std::log(std::clamp(hours, 0.1, 40.0));
+  const double dv = std::clamp(end_v, 1.55, 1.95) - 1.80;
+  return {1, l, l * l, dv, dv * l, dv * dv, dv * l * l};
+}
+
+std::array<double, 5> VrlaCurve::VoltageTerms(double hours, double end_v) {
+  const double l = std::log(std::clamp(hours, 0.1, 40.0));
+  const double dv = std::clamp(end_v, 1.55, 1.95) - 1.80;
+  return {1, l, l * l, dv, dv * l};
+}
 
 double CapacityFraction(core::Chemistry c, double hours, double end_v, const VrlaCurve& curve) {
   hours = std::clamp(hours, kMinHours, kMaxHours);
@@ -100,27 +121,14 @@ double CapacityFraction(core::Chemistry c, double hours, double end_v, const Vrl
                               : 0.97 - 0.6 * (end_v - 2.8);  // near the plateau: much less
     return rate * std::clamp(end, 0.2, 1.0);
   }
-  // The fit holds from 10 min to 20 h; beyond, the curve is held at its
-  // slope-free ends rather than extrapolating a quadratic.
-  double L = std::log(std::clamp(hours, 0.1, 40.0));
-  double dv = std::clamp(end_v, 1.55, 1.95) - 1.80;
-  const auto& k = curve.capacity;
-  double lnf = k[0] + k[1] * L + k[2] * L * L + k[3] * dv + k[4] * dv * L + k[5] * dv * dv +
-               k[6] * dv * L * L;
-  double f = std::exp(lnf);
+  double f = std::exp(Dot(curve.capacity, VrlaCurve::CapacityTerms(hours, end_v)));
   if (hours < 0.1) f *= std::pow(hours / 0.1, 0.45);  // steeper still below 6 min
   return f;
 }
 
 double MeanCellVoltage(core::Chemistry c, double hours, double end_v, const VrlaCurve& curve) {
-  hours = std::clamp(hours, 0.05, 100.0);
-  double L = std::log(hours);
-  if (Lfp(c)) return std::clamp(3.20 + 0.015 * L, 3.0, 3.28);
-  double dv = std::clamp(end_v, 1.55, 1.95) - 1.80;
-  L = std::clamp(L, std::log(0.1), std::log(40.0));
-  const auto& k = curve.voltage;
-  double v = k[0] + k[1] * L + k[2] * L * L + k[3] * dv + k[4] * dv * L;
-  return std::max(v, end_v + 0.02);
+  if (Lfp(c)) return std::clamp(3.20 + 0.015 * std::log(std::clamp(hours, 0.05, 100.0)), 3.0, 3.28);
+  return std::max(Dot(curve.voltage, VrlaCurve::VoltageTerms(hours, end_v)), end_v + 0.02);
 }
 
 double CellVoltage(core::Chemistry c, double used, double hours, double end_v,

@@ -47,6 +47,11 @@ struct VrlaCurve {
   std::array<double, 7> capacity{};  // a..g of ln F
   std::array<double, 5> voltage{};   // v0 + v1 L + v2 L^2 + v3 dv + v4 dv L
   CurveErrorModel error;
+
+  // The terms those coefficients multiply (1, L, L^2, dv, ...), the runtime
+  // held within 10 min to 40 h and the end voltage within 1.55-1.95 V/cell.
+  static std::array<double, 7> CapacityTerms(double hours, double end_v_per_cell);
+  static std::array<double, 5> VoltageTerms(double hours, double end_v_per_cell);
 };
 
 // The curve fitted to ../shared/data/battery-tables.json, compiled in

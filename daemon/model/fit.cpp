@@ -37,16 +37,6 @@ std::array<double, N> LeastSquares(const std::vector<std::array<double, N>>& x,
   return out;
 }
 
-// The features of curve.cpp's CapacityFraction and MeanCellVoltage.
-std::array<double, 7> CapacityFeatures(double hours, double end_v) {
-  double l = std::log(hours), dv = end_v - 1.80;
-  return {1, l, l * l, dv, dv * l, dv * dv, dv * l * l};
-}
-std::array<double, 5> VoltageFeatures(double hours, double end_v) {
-  double l = std::log(hours), dv = end_v - 1.80;
-  return {1, l, l * l, dv, dv * l};
-}
-
 std::vector<std::string> Batteries(std::span<const TableRow> rows) {
   std::vector<std::string> names;
   for (const auto& r : rows)
@@ -84,7 +74,7 @@ VrlaCurve FitVrlaCurve(std::span<const TableRow> rows) {
   for (const auto& r : rows) {
     if (r.power) continue;
     const double hours = r.minutes / 60.0;
-    fx.push_back(CapacityFeatures(hours, r.spec.end_v_per_cell));
+    fx.push_back(VrlaCurve::CapacityTerms(hours, r.spec.end_v_per_cell));
     // Fraction of the rated (C10) capacity delivered; every published table
     // is rated at C10 to 1.80 V/cell, where the curve is anchored anyway.
     fy.push_back(std::log(r.load * hours / r.spec.capacity_ah));
@@ -96,7 +86,7 @@ VrlaCurve FitVrlaCurve(std::span<const TableRow> rows) {
     if (!r.power) continue;
     auto it = amps.find({r.battery, r.spec.end_v_per_cell, r.minutes});
     if (it == amps.end()) continue;
-    vx.push_back(VoltageFeatures(r.minutes / 60.0, r.spec.end_v_per_cell));
+    vx.push_back(VrlaCurve::VoltageTerms(r.minutes / 60.0, r.spec.end_v_per_cell));
     vy.push_back(r.load / it->second);
   }
   VrlaCurve c;
