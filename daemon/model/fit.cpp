@@ -51,6 +51,12 @@ std::vector<TableRow> Without(std::span<const TableRow> rows, const std::string&
   return out;
 }
 
+double Quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+}
+
 // Minus twice the log likelihood of the residuals under `e`.
 double Deviance(VrlaCurve curve, std::span<const TableRow> rows,
                 std::span<const HeldOutResidual> res, const CurveErrorModel& e) {
@@ -162,5 +168,19 @@ std::vector<RuntimeBand> HeldOutBands(std::span<const TableRow> rows, const Conf
   }
   return out;
 }
+
+void BandCalibration::Add(const RuntimeBand& b, double actual) {
+  ++rows_;
+  below_ += actual < b.p10_min;
+  above_ += actual > b.p90_min;
+  const double lo = std::log(b.p10_min), hi = std::log(b.p90_min), y = std::log(actual);
+  score_ += (hi - lo) + 10 * std::max(0.0, lo - y) + 10 * std::max(0.0, y - hi);
+  width_.push_back((b.p90_min - b.p10_min) / b.p50_min);
+  p50_error_.push_back(std::abs(b.p50_min - actual) / actual);
+}
+
+double BandCalibration::median_width() const { return Quantile(width_, 0.5); }
+
+double BandCalibration::p50_error(double quantile) const { return Quantile(p50_error_, quantile); }
 
 }  // namespace sitepower::model

@@ -62,4 +62,25 @@ VrlaCurve FitVrlaModel(std::span<const TableRow> rows);
 std::vector<RuntimeBand> HeldOutBands(std::span<const TableRow> rows, const Confidence& confidence,
                                       std::optional<CurveErrorModel> fixed = std::nullopt);
 
+// How bands hold on the rows they are judged on: the share of runtimes below
+// P10 and above P90, the interval score of the P10-P90 band in ln runtime
+// (Gneiting & Raftery 2007, alpha 0.2: width + 10 x the miss; lower is
+// better, so a band cannot win by width alone), widths and P50 errors.
+class BandCalibration {
+ public:
+  void Add(const RuntimeBand& band, double actual_min);
+  int rows() const { return rows_; }
+  double below() const { return rows_ ? double(below_) / rows_ : 0; }
+  double above() const { return rows_ ? double(above_) / rows_ : 0; }
+  double inside() const { return 1 - below() - above(); }
+  double score() const { return rows_ ? score_ / rows_ : 0; }
+  double median_width() const;              // (P90 - P10) / P50
+  double p50_error(double quantile) const;  // |P50 - actual| / actual at that quantile
+
+ private:
+  int rows_ = 0, below_ = 0, above_ = 0;
+  double score_ = 0;
+  std::vector<double> width_, p50_error_;
+};
+
 }  // namespace sitepower::model

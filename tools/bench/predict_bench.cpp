@@ -39,20 +39,13 @@ double Quantile(std::vector<double> v, double q) {
 // error model fitted to the other batteries), next to the fixed 7.5 % band
 // on the same held-out curves.
 void PrintBand(const char* label, const std::vector<model::RuntimeBand>& bands) {
-  const auto& rows = Cases();
-  int below = 0, above = 0;
-  std::vector<double> err, width;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    below += rows[i].minutes < bands[i].p10_min;
-    above += rows[i].minutes > bands[i].p90_min;
-    err.push_back(std::abs(bands[i].p50_min - rows[i].minutes) / rows[i].minutes);
-    width.push_back((bands[i].p90_min - bands[i].p10_min) / bands[i].p50_min);
-  }
-  const double n = std::max<size_t>(1, rows.size());
+  model::BandCalibration c;
+  for (size_t i = 0; i < bands.size(); ++i) c.Add(bands[i], Cases()[i].minutes);
   std::printf(
-      "  %-26s median %5.1f%%  P90 %5.1f%%  below P10 %3.0f%%  above P90 %3.0f%%  width %3.0f%%\n",
-      label, 100 * Quantile(err, 0.5), 100 * Quantile(err, 0.9), 100 * below / n, 100 * above / n,
-      100 * Quantile(width, 0.5));
+      "  %-26s median %5.1f%%  P90 %5.1f%%  below P10 %3.0f%%  above P90 %3.0f%%  width %3.0f%%  "
+      "score %.3f\n",
+      label, 100 * c.p50_error(0.5), 100 * c.p50_error(0.9), 100 * c.below(), 100 * c.above(),
+      100 * c.median_width(), c.score());
 }
 
 void PrintAccuracy() {
