@@ -43,9 +43,8 @@ DischargeEstimator::DischargeEstimator(core::BatterySpec battery, Load prior_loa
   // The curve's spread at the prior load's rate is the capacity scale's
   // prior spread, next to the state of health's. Its median shift is not
   // applied: fitted on four batteries of two series, it moved the band off
-  // the drill's battery (model_test's case, 400 batteries: after ten minutes
-  // of telemetry 72 % inside the band with it, 78 % without); the filter
-  // learns the capacity.
+  // the drill's battery (BandHoldsOnBatteriesTheCurveNeverSaw: more above
+  // P90, no fewer below P10); the filter learns the capacity.
   const CurveError curve = CurveErrorAt(b_, RemainingMinutes(b_, prior_, ScaleNow(), 0) / 60.0);
   double rel = std::hypot(curve.sigma, conf_.soh_sigma);
   p_[0][0] = std::pow(std::max(conf_.soc_sigma, 0.02), 2);
