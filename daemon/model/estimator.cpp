@@ -40,7 +40,13 @@ DischargeEstimator::DischargeEstimator(core::BatterySpec battery, Load prior_loa
       temp_c_(b_.temp_c) {
   x_ = 1.0 - std::clamp(b_.soc, 0.0, 1.0);
   c_ = std::clamp(b_.soh, 0.05, 1.5);
-  double rel = std::hypot(CurveSigma(b_), conf_.soh_sigma);
+  // The curve's spread at the prior load's rate is the capacity scale's
+  // prior spread, next to the state of health's. Its median shift is not
+  // applied: fitted on four batteries of two series, it moved the band off
+  // the drill's battery (BandHoldsOnBatteriesTheCurveNeverSaw: more above
+  // P90, no fewer below P10); the filter learns the capacity.
+  const CurveError curve = CurveErrorAt(b_, RemainingMinutes(b_, prior_, ScaleNow(), 0) / 60.0);
+  double rel = std::hypot(curve.sigma, conf_.soh_sigma);
   p_[0][0] = std::pow(std::max(conf_.soc_sigma, 0.02), 2);
   p_[1][1] = std::pow(c_ * rel, 2);
   p_[2][2] = std::pow(opt_.voltage_offset_sigma, 2);

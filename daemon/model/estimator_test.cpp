@@ -109,6 +109,38 @@ TEST(EstimatorTest, TenMinutesOfTelemetryHalveTheError) {
   EXPECT_GE(covered, 0.7 * n);
 }
 
+// The daemon's band after ten minutes of telemetry, on 400 drill batteries
+// (the sim's rate table is none of the published ones the curve and its
+// spread were fitted to). The promise is 10 % either side; the deadline side
+// holds it, the other does not quite (the filter reads these batteries a
+// little short after ten minutes), which the bound on it records.
+TEST(EstimatorTest, BandHoldsOnBatteriesTheCurveNeverSaw) {
+  std::mt19937 rng(1363);
+  int n = 0, below = 0, above = 0;
+  while (n < 400) {
+    Case c = RandomCase(rng);
+    sim::BatterySim sim(c.truth, c.load_w);
+    if (TrueRemainingMin(sim) < 45) continue;
+    ++n;
+    Confidence conf;
+    conf.soh_sigma = 0.08;
+    conf.load_sigma = 0.17;
+    conf.soc_sigma = 0.05;
+    DischargeEstimator est(c.config, Load{c.configured_w, 0}, conf);
+    double t = 0;
+    Discharge(sim, est, t, 10, rng);
+    const double truth = TrueRemainingMin(sim);
+    const RuntimeBand band = est.Predict();
+    below += truth < band.p10_min;
+    above += truth > band.p90_min;
+  }
+  std::printf("after 10 min of telemetry, %d drill batteries: %.0f%% below P10, %.0f%% above P90\n",
+              n, 100.0 * below / n, 100.0 * above / n);
+  EXPECT_LE(below, 0.10 * n);  // the deadline side
+  EXPECT_LE(above, 0.25 * n);
+  EXPECT_GE(n - below - above, 0.70 * n);
+}
+
 TEST(EstimatorTest, DeepDischargeLearnsTheCapacity) {
   core::BatterySpec truth;
   truth.cells = 24;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/site.hpp"
+#include "model/curve.hpp"
 
 namespace sitepower::model {
 
@@ -35,22 +36,34 @@ struct Confidence {
   double extra_sigma = 0.0;  // widening for degraded telemetry
 };
 
-// Relative standard deviation of the rate curve itself: the generic curve's
-// error on the published tables (see curve.hpp), or a datasheet table's.
-double CurveSigma(const core::BatterySpec& b);
+// The rate curve's own error at a runtime from full of `hours`: the median
+// shift (log) and relative standard deviation that the generic VRLA curve
+// showed on batteries it was not fitted to (CurveErrorModel), or a datasheet
+// table's (the battery's own: no shift, 4 %), or LFP's (no published tables:
+// 10 %, a judgement, not a measurement).
+struct CurveError {
+  double shift = 0;
+  double sigma = 0;
+};
+CurveError CurveErrorAt(const core::BatterySpec& b, double hours,
+                        const VrlaCurve& curve = GenericVrlaCurve());
 
 // Turns a median runtime and a log-normal sigma into a P10/P50/P90 band.
 RuntimeBand MakeBand(double p50_min, double sigma, std::string basis);
 
-// Runtime from the state in `battery` (soc, soh, temp_c) at a constant load.
+// Runtime from the state in `battery` (soc, soh, temp_c) at a constant load:
+// the curve's runtime moved by its shift, the band from its error at this
+// rate and end voltage and the uncertainty of the inputs.
 // A zero load gives an effectively infinite band (1e9 min); never fails.
 RuntimeBand PredictRuntime(const core::BatterySpec& battery, const Load& load,
-                           const Confidence& confidence = {});
+                           const Confidence& confidence = {},
+                           const VrlaCurve& curve = GenericVrlaCurve());
 
-// Median minutes from a consumed fraction `used` (0 = full) with the capacity
-// multiplied by `scale` (state of health x temperature x learned correction).
+// The curve's minutes (before CurveError's shift) from a consumed fraction
+// `used` (0 = full) with the capacity multiplied by `scale` (state of health x
+// temperature x learned correction).
 double RemainingMinutes(const core::BatterySpec& battery, const Load& load, double scale,
-                        double used);
+                        double used, const VrlaCurve& curve = GenericVrlaCurve());
 
 // The baseline common battery monitors use: one Peukert exponent (1.25) on
 // the rated capacity, the load divided by the nominal voltage. Kept for the

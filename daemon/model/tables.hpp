@@ -1,5 +1,5 @@
 // Test and bench helper: the published discharge tables of
-// ../shared/data/battery-tables.json as prediction cases.
+// ../shared/data/battery-tables.json as rows to fit and predict.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,23 +9,13 @@
 #include <vector>
 
 #include "core/site.hpp"
-#include "model/runtime.hpp"
+#include "model/fit.hpp"
 
 namespace sitepower::model::tables {
 
-struct Case {
-  std::string battery;  // model name, short
-  bool power = false;   // constant power (W per cell) or constant current (A per block)
-  double end_v = 0;
-  double load = 0;  // A per string, or W per cell
-  double minutes = 0;
-  core::BatterySpec spec;  // nameplate, no table
-  Load AsLoad() const { return power ? Load{load * spec.cells, 0} : Load{0, load}; }
-};
-
 // Empty when the file is missing or malformed (`error` says which).
-inline std::vector<Case> LoadCases(const std::string& path, std::string* error) {
-  std::vector<Case> out;
+inline std::vector<TableRow> LoadRows(const std::string& path, std::string* error) {
+  std::vector<TableRow> out;
   std::ifstream in(path);
   if (!in) {
     *error = path + ": cannot open";
@@ -46,8 +36,7 @@ inline std::vector<Case> LoadCases(const std::string& path, std::string* error) 
     std::string name = t.at("model").get<std::string>();
     name = name.substr(0, name.find(' '));
     for (const auto& row : t.at("rows"))
-      out.push_back({name, t.at("mode") == "power", b.end_v_per_cell, row[0].get<double>(),
-                     row[1].get<double>(), b});
+      out.push_back({name, t.at("mode") == "power", row[0].get<double>(), row[1].get<double>(), b});
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // sitepower-predict-bench: the runtime model against the published discharge
-// tables (accuracy table, as model_test asserts it) and its cost per
-// prediction, both next to the Peukert-1.25 baseline run in the same process.
+// tables (in sample, and each battery held out of the fit as fit_test judges
+// the band) and its cost per prediction, next to the Peukert-1.25 baseline
+// and the fixed band run in the same process.
 //   build/bin/sitepower-predict-bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "model/estimator.hpp"
+#include "model/fit.hpp"
 #include "model/runtime.hpp"
 #include "model/tables.hpp"
 
@@ -18,10 +20,10 @@ namespace {
 
 using namespace sitepower;
 
-std::vector<model::tables::Case>& Cases() {
-  static std::vector<model::tables::Case> cases = [] {
+std::vector<model::TableRow>& Cases() {
+  static std::vector<model::TableRow> cases = [] {
     std::string err;
-    auto c = model::tables::LoadCases(SITEPOWER_SHARED_DIR "/data/battery-tables.json", &err);
+    auto c = model::tables::LoadRows(SITEPOWER_SHARED_DIR "/data/battery-tables.json", &err);
     if (c.empty()) std::fprintf(stderr, "%s\n", err.c_str());
     return c;
   }();
@@ -33,24 +35,37 @@ double Quantile(std::vector<double> v, double q) {
   return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
 }
 
+// The band on rows whose battery the model never saw (fit.hpp: curve and
+// error model fitted to the other batteries), next to the fixed 7.5 % band
+// on the same held-out curves.
+void PrintBand(const char* label, const std::vector<model::RuntimeBand>& bands) {
+  model::BandCalibration c;
+  for (size_t i = 0; i < bands.size(); ++i) c.Add(bands[i], Cases()[i].minutes);
+  std::printf(
+      "  %-26s median %5.1f%%  P90 %5.1f%%  below P10 %3.0f%%  above P90 %3.0f%%  width %3.0f%%  "
+      "score %.3f\n",
+      label, 100 * c.p50_error(0.5), 100 * c.p50_error(0.9), 100 * c.below(), 100 * c.above(),
+      100 * c.median_width(), c.score());
+}
+
 void PrintAccuracy() {
   std::vector<double> curve, peukert;
-  int covered = 0;
-  std::vector<double> width;
   for (const auto& c : Cases()) {
-    model::RuntimeBand b = model::PredictRuntime(c.spec, c.AsLoad());
-    curve.push_back(std::abs(b.p50_min - c.minutes) / c.minutes);
+    curve.push_back(std::abs(model::PredictRuntime(c.spec, c.AsLoad()).p50_min - c.minutes) /
+                    c.minutes);
     peukert.push_back(std::abs(model::PeukertMinutes(c.spec, c.AsLoad()) - c.minutes) / c.minutes);
-    covered += b.p10_min <= c.minutes && c.minutes <= b.p90_min;
-    width.push_back((b.p90_min - b.p10_min) / b.p50_min);
   }
   std::printf("accuracy on %zu published rows (../shared/data/battery-tables.json)\n",
               curve.size());
-  std::printf("  %-22s median %5.1f%%  P90 %5.1f%%  band coverage %3.0f%%  median width %3.0f%%\n",
-              "generic curve", 100 * Quantile(curve, 0.5), 100 * Quantile(curve, 0.9),
-              100.0 * covered / std::max<size_t>(1, curve.size()), 100 * Quantile(width, 0.5));
-  std::printf("  %-22s median %5.1f%%  P90 %5.1f%%\n", "Peukert 1.25 (baseline)",
+  std::printf("  %-26s median %5.1f%%  P90 %5.1f%%\n", "generic curve, in sample",
+              100 * Quantile(curve, 0.5), 100 * Quantile(curve, 0.9));
+  std::printf("  %-26s median %5.1f%%  P90 %5.1f%%\n", "Peukert 1.25 (baseline)",
               100 * Quantile(peukert, 0.5), 100 * Quantile(peukert, 0.9));
+  if (Cases().empty()) return;
+  const model::Confidence exact{0, 0, 0, 0};
+  PrintBand("held out: fitted band", model::HeldOutBands(Cases(), exact));
+  PrintBand("held out: fixed 7.5 % band",
+            model::HeldOutBands(Cases(), exact, model::CurveErrorModel{0, 0.075, 0, 0}));
 }
 
 void BM_PeukertBaseline(benchmark::State& state) {
