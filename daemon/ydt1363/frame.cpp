@@ -180,6 +180,14 @@ size_t FrameSplitter::Feed(std::span<const uint8_t> bytes) {
   return ready_.size();
 }
 
+void FrameSplitter::Reset() {
+  discarded_ += partial_.size();
+  for (const auto& f : ready_) discarded_ += f.size();
+  partial_.clear();
+  ready_.clear();
+  in_frame_ = false;
+}
+
 std::vector<uint8_t> FrameSplitter::Next() {
   if (ready_.empty()) return {};
   std::vector<uint8_t> f = std::move(ready_.front());

@@ -87,12 +87,9 @@ class FrameSplitter {
   std::vector<uint8_t> Next();
   // Bytes discarded as noise or overlong since construction.
   uint64_t discarded() const { return discarded_; }
-  // Forgets a partial frame (after a timeout: its rest is someone's late reply).
-  void Reset() {
-    discarded_ += partial_.size();
-    partial_.clear();
-    in_frame_ = false;
-  }
+  // Forgets a partial frame and any frame not taken yet (before a request:
+  // whatever is there is someone's late reply). They count as discarded.
+  void Reset();
   bool mid_frame() const { return in_frame_; }
 
  private:

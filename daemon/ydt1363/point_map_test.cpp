@@ -72,27 +72,9 @@ TEST(YdtPointMap, BuiltinsLoadAndBecomeRegisterMaps) {
   EXPECT_TRUE(dc.registers.mains.has_value());
 }
 
-// Pylontech manual section 5 example (Interster/PylonTechBattery README.md):
-// 15 cells, temperatures 0x0BC3 (28.0 C) x3 and 0x0BCD x2, current 0,
-// 0xC725 = 50.981 V, remaining 0xBF68 = 49.000 Ah.
-TEST(YdtPointMap, PylontechManualExample) {
-  const std::string reply =
-      "~20014600C06E11010F0D450D440D450D440D450D440D3E0D450D4A0D4A0D4B0D4A0D4A0D4A0D4A050BC30BC30B"
-      "C30BCD0BCD0000C725BF6802C3500002E553\r";
-  Reading r = Decode(Builtin("ydt-pylontech-lfp"), {InfoOf(reply)});
-  EXPECT_NEAR(r.battery_voltage_v.value, 50.981, 1e-9);
-  EXPECT_EQ(r.battery_current_a.quality, Quality::kGood);
-  EXPECT_NEAR(r.battery_current_a.value, 0.0, 1e-9);
-  EXPECT_NEAR(r.remaining_ah.value, 49.0, 1e-9);
-  EXPECT_NEAR(r.battery_temp_c.value, 28.0, 1e-9);
-  EXPECT_EQ(r.mains_ok.quality, Quality::kAbsent);  // a pack knows nothing of mains
-}
-
-// Frankkkkk/python-pylontech tests/test_basic.py test_up2500_1module_status_
-// info_parsing_1: 26.638 V, -0.6 A (theirs: + = charging), 19.0 C in the first
-// cell group, remaining 95.460 Ah in the 24-bit field (0xFFFF in the 16-bit).
-TEST(YdtPointMap, Up2500WithTwentyFourBitCapacity) {
-  const std::string yaml = R"(name: up2500
+// A map for packs that send only the 16-bit capacities (the Pylontech
+// manual's example): the built-in reads the 24-bit ones.
+constexpr char kSixteenBitPack[] = R"(name: pack16
 protocol: ydt1363
 commands:
   - name: analog
@@ -106,24 +88,44 @@ commands:
         points: [{index: 1, name: battery_temp_c, scale: 0.1, offset: -273.1}]
       - {type: s16, name: battery_current_a, scale: 0.1, invert: true}
       - {type: u16, name: battery_voltage_v, scale: 0.001}
-      - {type: u16}
-      - {type: u8}
-      - {type: u16}
-      - {type: u16}
-      - {type: u24, name: remaining_ah, scale: 0.001}
+      - {type: u16, name: remaining_ah, scale: 0.001}
 )";
-  auto m = ParseYdtMap(yaml, "up2500.yaml");
+
+// Pylontech manual section 5 example (Interster/PylonTechBattery README.md):
+// 15 cells, temperatures 0x0BC3 (28.0 C) x3 and 0x0BCD x2, current 0,
+// 0xC725 = 50.981 V, remaining 0xBF68 = 49.000 Ah, user-defined count 2.
+TEST(YdtPointMap, PylontechManualExample) {
+  const std::string reply =
+      "~20014600C06E11010F0D450D440D450D440D450D440D3E0D450D4A0D4A0D4B0D4A0D4A0D4A0D4A050BC30BC30B"
+      "C30BCD0BCD0000C725BF6802C3500002E553\r";
+  Reading r = Decode(Builtin("ydt-pylontech-lfp"), {InfoOf(reply)});
+  EXPECT_NEAR(r.battery_voltage_v.value, 50.981, 1e-9);
+  EXPECT_EQ(r.battery_current_a.quality, Quality::kGood);
+  EXPECT_NEAR(r.battery_current_a.value, 0.0, 1e-9);
+  EXPECT_NEAR(r.battery_temp_c.value, 28.0, 1e-9);
+  EXPECT_EQ(r.remaining_ah.quality, Quality::kAbsent);  // no 24-bit items sent
+  EXPECT_EQ(r.mains_ok.quality, Quality::kAbsent);      // a pack knows nothing of mains
+  auto m = ParseYdtMap(kSixteenBitPack, "pack16.yaml");
   ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_NEAR(Decode(*m, {InfoOf(reply)}).remaining_ah.value, 49.0, 1e-9);
+}
+
+// Frankkkkk/python-pylontech tests/test_basic.py test_up2500_1module_status_
+// info_parsing_1: 26.638 V, -0.6 A (theirs: + = charging), 19.0 C in the first
+// cell group, remaining 95.460 Ah in the 24-bit field (0xFFFF in the 16-bit).
+TEST(YdtPointMap, Up2500WithTwentyFourBitCapacity) {
   const std::string reply =
       "~20024600D05E1002080D020D020D020D030D000D010D010D03050B7D0B690B690B690B73FFFA680EFFFF04FFFF"
       "00000174E401B198E906\r";
-  Reading r = Decode(*m, {InfoOf(reply)});
+  Reading r = Decode(Builtin("ydt-pylontech-lfp"), {InfoOf(reply)});
   EXPECT_NEAR(r.battery_voltage_v.value, 26.638, 1e-9);
   EXPECT_NEAR(r.battery_current_a.value, 0.6, 1e-9);
   EXPECT_NEAR(r.battery_temp_c.value, 19.0, 1e-9);
   EXPECT_NEAR(r.remaining_ah.value, 95.46, 1e-9);
-  // The built-in map reads the 16-bit field, 0xFFFF on this pack: absent.
-  Reading b = Decode(Builtin("ydt-pylontech-lfp"), {InfoOf(reply)});
+  // The 16-bit map: 0xFFFF is the not-available value, absent.
+  auto m = ParseYdtMap(kSixteenBitPack, "pack16.yaml");
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  Reading b = Decode(*m, {InfoOf(reply)});
   EXPECT_EQ(b.remaining_ah.quality, Quality::kAbsent);
   EXPECT_NEAR(b.battery_voltage_v.value, 26.638, 1e-9);
 }
