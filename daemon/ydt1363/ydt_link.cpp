@@ -489,13 +489,28 @@ void YdtLink::Shutdown() {
   FailQueued(core::Status::Unavailable(name_ + ": poller stopped"));
 }
 
-std::shared_ptr<modbus::Link> MakeYdtLink(asio::any_io_executor ex, const modbus::DeviceSpec& spec,
-                                          core::Millis connect_timeout) {
-  LinkOptions options;
-  options.connect_timeout = connect_timeout;
-  if (spec.transport == modbus::Transport::kRtuSerial)
-    return YdtLink::Serial(ex, spec.serial, options);
-  return YdtLink::OverTcp(ex, spec.host, spec.port, options);
+modbus::Poller::LinkFactory LinkFactory(asio::any_io_executor ex, const YdtMapRegistry& maps,
+                                        core::Millis connect_timeout) {
+  return
+      [ex, &maps, connect_timeout](
+          const modbus::DeviceSpec& spec,
+          std::shared_ptr<modbus::Link> existing) -> core::Result<std::shared_ptr<modbus::Link>> {
+        const YdtMap* map = maps.Find(spec.map);
+        if (!map) return core::Status::InvalidArgument("unknown YD/T 1363 map '" + spec.map + "'");
+        if (spec.unit < 0 || spec.unit > 255)
+          return core::Status::InvalidArgument("ADR " + std::to_string(spec.unit) +
+                                               " out of range (0-255)");
+        std::shared_ptr<YdtLink> link = std::dynamic_pointer_cast<YdtLink>(existing);
+        if (!link) {
+          LinkOptions options;
+          options.connect_timeout = connect_timeout;
+          link = spec.transport == modbus::Transport::kRtuSerial
+                     ? YdtLink::Serial(ex, spec.serial, options)
+                     : YdtLink::OverTcp(ex, spec.host, spec.port, options);
+        }
+        if (auto st = link->Attach(static_cast<uint8_t>(spec.unit), map); !st.ok()) return st;
+        return std::shared_ptr<modbus::Link>(link);
+      };
 }
 
 }  // namespace sitepower::ydt1363

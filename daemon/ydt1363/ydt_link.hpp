@@ -144,9 +144,12 @@ class YdtLink final : public modbus::Link, public std::enable_shared_from_this<Y
   BusStats bus_stats_;
 };
 
-// For the poller: a new bus for `spec` (serial line or converter at host:port).
-std::shared_ptr<modbus::Link> MakeYdtLink(boost::asio::any_io_executor ex,
-                                          const modbus::DeviceSpec& spec,
-                                          core::Millis connect_timeout);
+// The poller's link factory for protocol "ydt1363" (Poller::AddProtocol):
+// devices at one endpoint (a serial device, a converter's host:port) share a
+// YdtLink; each is attached at ADR spec.unit with the map spec.map from
+// `maps` (which must outlive the poller). Errors: an unknown map, an ADR out
+// of 0-255 or attached twice with different maps (InvalidArgument).
+modbus::Poller::LinkFactory LinkFactory(boost::asio::any_io_executor ex, const YdtMapRegistry& maps,
+                                        core::Millis connect_timeout);
 
 }  // namespace sitepower::ydt1363
