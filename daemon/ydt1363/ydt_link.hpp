@@ -18,6 +18,9 @@
 // reply is never taken for the next device's answer; a whole frame from
 // another ADR while waiting is skipped (counted as a late reply). A device
 // that does not answer costs its own timeout and the settle, nothing else.
+// YD/T frames carry no transaction id: a device's own reply that comes later
+// than timeout + settle cannot be told from its next answer (an INFO that
+// does not fit the next command is then named as a bad reply).
 //
 // Errors name what was wrong: DeadlineExceeded "ADR 0x02 CID1 0x46 CID2 0x42:
 // no answer within 500 ms"; InvalidArgument "...: checksum: frame says ...,
