@@ -328,12 +328,13 @@ awaitable<void> YdtLink::Exchange(Pending* p) {
   current_ = p;
   p->taken = true;
   const core::Millis timeout = p->timeout;
+  const Frame request = p->request;  // `p` may go (its waiter's backstop) while we listen
   tx_.clear();
-  AppendFrame(&tx_, p->request);
+  AppendFrame(&tx_, request);
   const auto start = Clock::now();
-  // A reply may run past the timeout while its characters keep coming; the
-  // waiter's backstop covers the longest frame at 1200 baud.
-  p->wake.expires_at(start + 2 * timeout + std::chrono::seconds(40));
+  // A reply may run past the timeout while its characters keep coming, up to
+  // reply_limit; the waiter's backstop lies beyond that.
+  p->wake.expires_at(start + 2 * timeout + options_.reply_limit + std::chrono::seconds(1));
   p->rearmed = true;
   stats_.max_in_flight_seen = 1;
   const uint64_t discarded_before = splitter_.discarded();
@@ -350,6 +351,7 @@ awaitable<void> YdtLink::Exchange(Pending* p) {
   const auto on_wire = Clock::now();
   line_busy_until_ = on_wire;
   const auto deadline = on_wire + timeout;
+  const auto hard_deadline = deadline + options_.reply_limit;
   core::Result<Frame> result = core::Status::Internal("no reply");
   bool answered = false, settle = true;
   int skipped = 0;
@@ -364,14 +366,14 @@ awaitable<void> YdtLink::Exchange(Pending* p) {
         stop = true;
         break;
       }
-      if (f->adr != p->request.adr) {  // another device's late reply: not ours
+      if (f->adr != request.adr) {  // another device's late reply: not ours
         ++skipped;
         skipped_adr = f->adr;
         ++stats_.late_replies;
         bus_stats_.discarded_bytes += raw.size();
         continue;
       }
-      if (auto st = CheckReply(*f, p->request); !st.ok()) {
+      if (auto st = CheckReply(*f, request); !st.ok()) {
         if (st.code() == core::Status::Code::kFailedPrecondition)
           ++bus_stats_.refused;
         else
@@ -389,12 +391,14 @@ awaitable<void> YdtLink::Exchange(Pending* p) {
     if (stop) break;
     const auto now = Clock::now();
     // Past the deadline only a reply that is still arriving is waited for.
-    const bool arriving = splitter_.mid_frame() && now - last_rx_ < options_.char_gap;
+    const bool arriving =
+        splitter_.mid_frame() && now - last_rx_ < options_.char_gap && now < hard_deadline;
     if (now >= deadline && !arriving) {
       if (splitter_.mid_frame()) {
         ++bus_stats_.bad_frames;
-        result =
-            core::Status::InvalidArgument("length: reply cut off (no EOI) within " + Ms(timeout));
+        result = core::Status::InvalidArgument(
+            "length: reply cut off (no EOI) within " + Ms(timeout) +
+            (now >= hard_deadline ? " + " + Ms(options_.reply_limit) : std::string()));
       } else {
         result = core::Status::DeadlineExceeded(
             "no answer within " + Ms(timeout) +
@@ -402,7 +406,8 @@ awaitable<void> YdtLink::Exchange(Pending* p) {
       }
       break;
     }
-    rx_signal_.expires_at(now >= deadline ? last_rx_ + options_.char_gap : deadline);
+    rx_signal_.expires_at(now >= deadline ? std::min(last_rx_ + options_.char_gap, hard_deadline)
+                                          : deadline);
     error_code wait_ec;
     co_await rx_signal_.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
     if (gen != generation_ || state_ != State::kOpen) co_return;

@@ -62,8 +62,10 @@ struct LinkOptions {
   // the next request; bytes meanwhile are dropped.
   core::Millis settle{50};
   core::Millis settle_limit{1000};  // a line that never goes quiet: send anyway
-  // While a reply is arriving: a pause this long inside it ends the wait.
+  // While a reply is arriving: a pause this long inside it ends the wait,
+  // and the reply must be whole within reply_limit after the timeout.
   core::Millis char_gap{100};
+  core::Millis reply_limit{5000};
   core::Millis reopen_min{250};  // backoff after a failed open: doubling to reopen_max
   core::Millis reopen_max{30000};
 };

@@ -172,7 +172,9 @@ TEST(YdtLink, BadFramesAndRefusalsAreNamed) {
   const int bad = bus.Add(1, Pack(), &err);
   const int refuses = bus.Add(2, Pack(), &err);
   const int other_map = bus.Add(4, Pack(), &err);
-  for (int d : {bad, refuses, other_map}) bus.Set(d, OnBattery());
+  const int cut = bus.Add(5, Pack(), &err);
+  for (int d : {bad, refuses, other_map, cut}) bus.Set(d, OnBattery());
+  bus.SetFault(cut, sim::YdtFault::kTruncated);
   bus.SetFault(bad, sim::YdtFault::kBadChecksum);
   bus.SetFault(refuses, sim::YdtFault::kRefuse);
   const uint16_t port = bus.ListenTcp(&err);
@@ -182,11 +184,13 @@ TEST(YdtLink, BadFramesAndRefusalsAreNamed) {
   ASSERT_TRUE(link->Attach(1, &Pack()).ok());
   ASSERT_TRUE(link->Attach(2, &Pack()).ok());
   ASSERT_TRUE(link->Attach(4, &Dc()).ok());  // the device is a pack: it knows no 0x40
-  Outcome c, r, u;
+  ASSERT_TRUE(link->Attach(5, &Pack()).ok());
+  Outcome c, r, u, t;
   Read(io, link, 1, Pack(), 0, milliseconds(500), &c);
   Read(io, link, 2, Pack(), 0, milliseconds(500), &r);
   Read(io, link, 4, Dc(), 0, milliseconds(500), &u);
-  RunUntil(io, [&] { return c.finished && r.finished && u.finished; });
+  Read(io, link, 5, Pack(), 0, milliseconds(300), &t);
+  RunUntil(io, [&] { return c.finished && r.finished && u.finished && t.finished; });
   ASSERT_FALSE(c.result.ok());
   EXPECT_EQ(c.result.status().code(), core::Status::Code::kInvalidArgument);
   EXPECT_NE(c.result.status().message().find("checksum: frame says"), std::string::npos)
@@ -198,7 +202,12 @@ TEST(YdtLink, BadFramesAndRefusalsAreNamed) {
   ASSERT_FALSE(u.result.ok());
   EXPECT_NE(u.result.status().message().find("CID2 invalid (RTN 0x04)"), std::string::npos)
       << u.result.status().message();
-  EXPECT_EQ(link->bus_stats().bad_frames, 1u);
+  ASSERT_FALSE(t.result.ok());
+  EXPECT_NE(t.result.status().message().find("ADR 0x05 CID1 0x46 CID2 0x42 (analog): length: "
+                                             "reply cut off (no EOI) within 300 ms"),
+            std::string::npos)
+      << t.result.status().message();
+  EXPECT_EQ(link->bus_stats().bad_frames, 2u);
   EXPECT_EQ(link->bus_stats().refused, 2u);
   // Unknown ADR and registers outside every command never reach the wire.
   Outcome none;

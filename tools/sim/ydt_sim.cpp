@@ -108,6 +108,7 @@ struct YdtBus::Impl : std::enable_shared_from_this<YdtBus::Impl> {
       uint8_t& c = bytes[bytes.size() - 2];
       c = c == '0' ? '1' : '0';
     }
+    if (d->fault == YdtFault::kTruncated) bytes.resize(bytes.size() - 3);
     *delay = d->fault == YdtFault::kLate ? d->late_by : std::chrono::milliseconds(0);
     ++d->replies;
     return bytes;

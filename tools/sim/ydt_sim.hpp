@@ -4,7 +4,8 @@
 // map (ydt1363/point_map.hpp) and answers the map's commands with what the
 // map says a device showing `ControllerState` sends; unknown commands get RTN
 // 0x04 (CID2 invalid). Faults per device: silent (dead), bad checksum,
-// refuse (RTN 0x05), late (the reply comes after `late_by`).
+// refuse (RTN 0x05), late (the reply comes after `late_by`), truncated (the
+// reply stops three characters short: no EOI).
 //
 // One thread runs an Asio io_context for the whole bus, like the half-duplex
 // line it stands for: requests are answered one at a time, in order.
@@ -20,7 +21,7 @@
 
 namespace sitepower::sim {
 
-enum class YdtFault { kNone, kSilent, kBadChecksum, kRefuse, kLate };
+enum class YdtFault { kNone, kSilent, kBadChecksum, kRefuse, kLate, kTruncated };
 
 class YdtBus {
  public:
