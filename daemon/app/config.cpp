@@ -191,11 +191,24 @@ void ReadController(YamlMap& cm, ControllerConfig& ctl, YamlErrors& errors) {
     ctl.host = cm.String("host", true).value_or("");
     ctl.port = static_cast<int>(cm.Integer("port", false, 1, 65535).value_or(502));
   }
-  if (rtu)  // 0 is broadcast (nobody answers a read), 248-255 are reserved
-    ctl.unit = static_cast<int>(cm.Integer("unit", false, 1, 247).value_or(1));
-  else
-    ctl.unit = static_cast<int>(cm.Integer("unit", false, 0, 255).value_or(1));
-  ctl.map = cm.String("map").value_or("sunspec-802");
+  ctl.protocol = cm.String("protocol").value_or("modbus");
+  if (ctl.protocol != "modbus" && ctl.protocol != "ydt1363")
+    errors.Add(cm.Child("protocol"), cm.PathOf("protocol"),
+               "expected modbus|ydt1363, got '" + ctl.protocol + "'");
+  if (ctl.protocol == "ydt1363") {  // devices are addressed by ADR, 0-255
+    if (cm.Has("unit"))
+      errors.Add(cm.Child("unit"), cm.PathOf("unit"), "protocol ydt1363 takes adr, not unit");
+    ctl.unit = static_cast<int>(cm.Integer("adr", false, 0, 255).value_or(1));
+  } else {
+    if (cm.Has("adr"))
+      errors.Add(cm.Child("adr"), cm.PathOf("adr"),
+                 "adr goes with protocol ydt1363 (Modbus: unit)");
+    if (rtu)  // 0 is broadcast (nobody answers a read), 248-255 are reserved
+      ctl.unit = static_cast<int>(cm.Integer("unit", false, 1, 247).value_or(1));
+    else
+      ctl.unit = static_cast<int>(cm.Integer("unit", false, 0, 255).value_or(1));
+  }
+  ctl.map = cm.String("map").value_or(ctl.protocol == "ydt1363" ? "ydt-dc-power" : "sunspec-802");
   YAML::Node sn = cm.Child("serial", serial);
   if (!sn.IsDefined()) return;
   if (!rtu) {

@@ -39,6 +39,9 @@ struct ControllerConfig {
   int unit = 1;  // 0-255 over tcp; 1-247 on an RTU line
   std::string map = "sunspec-802";
   SerialConfig serial;
+  // modbus | ydt1363 (YD/T 1363.3: `adr` 0-255 in `unit`, a map from
+  // config/ydt-maps, default ydt-dc-power; tcp = a serial-to-TCP converter).
+  std::string protocol = "modbus";
 };
 
 struct SiteConfig {

@@ -240,5 +240,42 @@ TEST(ConfigTest, SitesOnOneBusAgreeOnItsLine) {
       << c.status().message();
 }
 
+// YD/T 1363 controllers: protocol ydt1363 with an ADR instead of a unit id.
+TEST(ConfigTest, YdtControllersTakeAdr) {
+  const std::string base = R"(
+sites:
+  - id: Y1
+    location: [38.9, 111.8]
+    load_w: 1000
+    controller: {protocol: ydt1363, host: 10.0.0.7, port: 4001, adr: 0}
+  - id: Y2
+    location: [38.9, 111.8]
+    load_w: 1000
+    controller: {protocol: ydt1363, transport: rtu, adr: 2, map: ydt-pylontech-lfp, serial: {device: /dev/ttyS1}}
+)";
+  auto c = LoadConfigString(base, "ydt.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->sites[0].controller.protocol, "ydt1363");
+  EXPECT_EQ(c->sites[0].controller.unit, 0);  // ADR 0 is a device, not a broadcast
+  EXPECT_EQ(c->sites[0].controller.map, "ydt-dc-power");
+  EXPECT_EQ(c->sites[1].controller.unit, 2);
+  EXPECT_EQ(c->sites[1].controller.transport, ControllerTransport::kRtu);
+  std::string text = base;
+  text.replace(text.find("adr: 0"), 6, "unit: 1");
+  text.replace(text.find("protocol: ydt1363, transport"), 17, "protocol: snmp");
+  auto bad = LoadConfigString(text, "ydt.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("ydt.yaml:6: sites[0].controller.unit: protocol ydt1363 "
+                                        "takes adr, not unit"),
+            std::string::npos)
+      << bad.status().message();
+  EXPECT_NE(bad.status().message().find("sites[1].controller.protocol: expected modbus|ydt1363"),
+            std::string::npos)
+      << bad.status().message();
+  auto modbus = LoadConfigString(kGood, "good.yaml");
+  ASSERT_TRUE(modbus.ok());
+  EXPECT_EQ(modbus->sites[0].controller.protocol, "modbus");  // the default
+}
+
 }  // namespace
 }  // namespace sitepower::app

@@ -19,6 +19,7 @@
 #include "tasks/task_ledger.hpp"
 #include "web/sd_notify.hpp"
 #include "web/web_server.hpp"
+#include "ydt1363/ydt_link.hpp"
 
 namespace sitepower::app {
 namespace {
@@ -92,6 +93,7 @@ modbus::DeviceSpec DeviceSpecOf(const SiteConfig& s) {
   spec.serial.parity = c.serial.parity;
   spec.serial.data_bits = c.serial.data_bits;
   spec.serial.stop_bits = c.serial.stop_bits;
+  spec.protocol = c.protocol;
   return spec;
 }
 
@@ -100,9 +102,14 @@ modbus::DeviceSpec DeviceSpecOf(const SiteConfig& s) {
 core::Status CheckConfig(const Config& config) {
   auto maps = modbus::MapRegistry::Load(config.maps_dir);
   if (!maps.ok()) return maps.status().WithContext(config.source + ": maps_dir");
+  auto ydt = ydt1363::YdtMapRegistry::Load("");
+  if (!ydt.ok()) return ydt.status();
   std::string problems;
   for (const auto& s : config.sites) {
-    if (!maps->Has(s.controller.map)) {
+    if (s.controller.protocol == "ydt1363" && !ydt->Find(s.controller.map)) {
+      problems += config.source + ":" + std::to_string(s.line) + ": sites." + s.id +
+                  ".controller.map: unknown YD/T 1363 map '" + s.controller.map + "'\n";
+    } else if (s.controller.protocol != "ydt1363" && !maps->Has(s.controller.map)) {
       problems += config.source + ":" + std::to_string(s.line) + ": sites." + s.id +
                   ".controller.map: unknown register map '" + s.controller.map + "'\n";
     }
@@ -126,6 +133,8 @@ int RunDaemon(const Config& config) {
   boost::asio::io_context io(1);  // one thread runs it (gRPC threads only post into it)
   std::unique_ptr<core::Clock> clock = MakeClock(config);
   auto maps = modbus::MapRegistry::Load(config.maps_dir);
+  auto ydt_maps = ydt1363::YdtMapRegistry::Load("");  // checked by CheckConfig
+  ydt_maps->ExportTo(&*maps);  // YD/T devices decode through their maps' registers
   auto store = store::OpenSqliteStore(config.store);
   if (!store.ok()) {
     LogLine(LogLevel::kError, "store",
@@ -164,6 +173,8 @@ int RunDaemon(const Config& config) {
                           recorder.Add(site, r);
                           engine.OnReading(site, r);
                         });
+  poller.AddProtocol(
+      "ydt1363", ydt1363::LinkFactory(io.get_executor(), *ydt_maps, PollOptions(config).timeout));
   for (const auto& s : config.sites) {
     modbus::DeviceSpec spec = DeviceSpecOf(s);
     if (auto st = poller.AddDevice(spec); !st.ok()) {

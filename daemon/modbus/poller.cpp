@@ -222,8 +222,22 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
       endpoint = "rtu:" + spec.serial.device;
       break;
   }
+  if (spec.protocol != "modbus") {
+    auto factory = protocols_.find(spec.protocol);
+    if (factory == protocols_.end())
+      return core::Status::InvalidArgument("site " + spec.site + ": protocol '" + spec.protocol +
+                                           "' is not wired into the poller");
+    endpoint = spec.protocol + "|" + endpoint;  // one wire does not speak two protocols
+  }
   auto& conn = links_[endpoint];
-  if (!conn) {
+  if (spec.protocol != "modbus") {
+    auto link = protocols_[spec.protocol](spec, conn);
+    if (!link.ok()) {
+      if (!conn) links_.erase(endpoint);
+      return link.status().WithContext("site " + spec.site);
+    }
+    conn = std::move(*link);
+  } else if (!conn) {
     if (spec.transport != Transport::kTcp)
       conn = MakeRtuLink(io_.get_executor(), spec, options_.timeout);  // one bus, one queue
     else
@@ -248,6 +262,10 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
                    NextSlot(scheduler_->epoch, options_.interval, d->phase, SteadyClock::now()));
   }
   return core::Status::Ok();
+}
+
+void Poller::AddProtocol(const std::string& protocol, LinkFactory factory) {
+  protocols_[protocol] = std::move(factory);
 }
 
 void Poller::StartPoll(Device* d) {

@@ -55,6 +55,9 @@ struct DeviceSpec {
   std::string map = "sunspec-802";
   Transport transport = Transport::kTcp;
   SerialLine serial;  // rtu: every unit on one device path is one bus
+  // "modbus", or a protocol whose links come from Poller::AddProtocol
+  // ("ydt1363": ydt1363/ydt_link.hpp; `unit` is then the device's ADR).
+  std::string protocol = "modbus";
 
   static DeviceSpec Tcp(core::SiteId site, std::string host, uint16_t port, int unit,
                         std::string map) {
@@ -97,6 +100,13 @@ class Poller {
 
   // Unknown map or unusable endpoint -> InvalidArgument naming the site.
   core::Status AddDevice(const DeviceSpec& spec);
+  // Links for devices of another `protocol` (DeviceSpec::protocol): called
+  // once per device with the link already open at its endpoint for that
+  // protocol (null for the first device there); returns the link to use,
+  // with the device attached. Register before AddDevice.
+  using LinkFactory = std::function<core::Result<std::shared_ptr<Link>>(
+      const DeviceSpec&, std::shared_ptr<Link> existing)>;
+  void AddProtocol(const std::string& protocol, LinkFactory factory);
   void SetFastPoll(const core::SiteId& site, bool fast);
   void Start();
   void Stop();  // cancels every request and timer; safe to destroy afterwards
@@ -115,6 +125,7 @@ class Poller {
   // By endpoint: "host:port", "rtu+tcp://host:port" or "rtu:/dev/ttyS1".
   std::map<std::string, std::shared_ptr<Link>> links_;
   std::map<Link*, std::vector<Device*>> by_link_;  // for the poll phases
+  std::map<std::string, LinkFactory> protocols_;   // besides modbus
   std::shared_ptr<RelocatedMaps> relocated_;
   std::shared_ptr<Scheduler> scheduler_;  // shared with its pending timer handler
   bool started_ = false;

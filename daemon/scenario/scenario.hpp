@@ -21,8 +21,9 @@ using core::SiteId;
 using core::TimePoint;
 
 struct ControllerRef {
-  std::string map = "sunspec-802";  // register map name
-  int unit = 1;                     // Modbus unit id
+  std::string map = "sunspec-802";  // register map name (YD/T 1363: a config/ydt-maps name)
+  int unit = 1;                     // Modbus unit id, or YD/T 1363 ADR
+  std::string protocol = "modbus";  // modbus | ydt1363
 };
 
 struct Site {

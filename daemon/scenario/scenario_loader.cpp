@@ -72,8 +72,17 @@ void ReadSites(YamlMap& root, Scenario& sc, YamlErrors& errors) {
     }
     if (YAML::Node c = m.Child("controller"); c.IsDefined()) {
       YamlMap cm(c, m.PathOf("controller"), errors);
-      s.controller.map = cm.String("map").value_or(s.controller.map);
-      s.controller.unit = static_cast<int>(cm.Integer("unit", false, 0, 255).value_or(1));
+      s.controller.protocol = cm.String("protocol").value_or("modbus");
+      const bool ydt = s.controller.protocol == "ydt1363";
+      if (!ydt && s.controller.protocol != "modbus")
+        errors.Add(cm.Child("protocol"), cm.PathOf("protocol"), "expected modbus|ydt1363");
+      s.controller.map = cm.String("map").value_or(ydt ? "ydt-dc-power" : s.controller.map);
+      // YD/T 1363 addresses devices by ADR, Modbus by unit id.
+      const char* id_key = ydt ? "adr" : "unit";
+      if (cm.Has(ydt ? "unit" : "adr"))
+        errors.Add(cm.Child(ydt ? "unit" : "adr"), cm.PathOf(ydt ? "unit" : "adr"),
+                   std::string("protocol ") + s.controller.protocol + " takes " + id_key);
+      s.controller.unit = static_cast<int>(cm.Integer(id_key, false, 0, 255).value_or(1));
       cm.CheckNoUnknownKeys();
     }
     m.CheckNoUnknownKeys();

@@ -159,5 +159,30 @@ TEST(ScenarioTest, PlanJsonRoundTrip) {
   EXPECT_EQ(back->planned_at, p.planned_at);
 }
 
+// FORMAT.md v2: controller: {protocol: ydt1363, map: NAME, adr: N}.
+TEST(ScenarioTest, YdtControllers) {
+  std::string yaml = kBase;
+  yaml.insert(yaml.find("crews:"),
+              "    controller: {protocol: ydt1363, map: ydt-pylontech-lfp, adr: 2}\n");
+  auto s = LoadScenarioString(yaml, "t.yaml");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->sites[0].controller.protocol, "ydt1363");
+  EXPECT_EQ(s->sites[0].controller.map, "ydt-pylontech-lfp");
+  EXPECT_EQ(s->sites[0].controller.unit, 2);
+  std::string unit = kBase;
+  unit.insert(unit.find("crews:"), "    controller: {protocol: ydt1363, unit: 2}\n");
+  auto bad = LoadScenarioString(unit, "t.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("sites[0].controller.unit: protocol ydt1363 takes adr"),
+            std::string::npos)
+      << bad.status().message();
+  std::string modbus = kBase;
+  modbus.insert(modbus.find("crews:"), "    controller: {map: sunspec-802, unit: 3}\n");
+  auto m = LoadScenarioString(modbus, "t.yaml");
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->sites[0].controller.protocol, "modbus");  // the default
+  EXPECT_EQ(m->sites[0].controller.unit, 3);
+}
+
 }  // namespace
 }  // namespace sitepower::scenario

@@ -31,6 +31,8 @@
 #include "modbus/register_map.hpp"
 #include "sim/battery_sim.hpp"
 #include "sim/controller_sim.hpp"
+#include "sim/controllers.hpp"
+#include "ydt1363/point_map.hpp"
 
 namespace sitepower::drill {
 
@@ -151,7 +153,7 @@ class DaemonProcess {
 
 std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::string& dir,
                          int grpc_port, int http_port, core::TimePoint wall_start,
-                         const std::map<std::string, SimSite>& sites, sim::ControllerFarm& farm,
+                         const std::map<std::string, SimSite>& sites, sim::Controllers& farm,
                          const std::map<std::string, std::string>& crew_tokens,
                          const std::string& noc_token) {
   // Poll once per scenario minute on battery (every two on mains), within sane wall limits.
@@ -196,8 +198,10 @@ std::string DaemonConfig(const Scenario& s, const DrillOptions& o, const std::st
         << ", temp_c: " << b.temp_c << ", end_v_per_cell: " << b.end_v_per_cell << "}\n";
     }
     if (site.fixed_generator) y << "    generator: fixed\n";
+    const bool ydt = site.controller.protocol == "ydt1363";
     y << "    controller: {host: 127.0.0.1, port: " << farm.port(ss.farm_index)
-      << ", unit: " << site.controller.unit << ", map: " << site.controller.map << "}\n";
+      << (ydt ? ", protocol: ydt1363, adr: " : ", unit: ") << site.controller.unit
+      << ", map: " << site.controller.map << "}\n";
   }
   y << "crews:\n";
   for (const auto& c : s.crews) {
@@ -285,7 +289,7 @@ sim::ControllerState StepSimulated(SimSite& ss, core::TimePoint now, double dt_s
 // One tick of a replayed site (replayed_site.hpp); its controller is silent
 // in the recording's holes and during the scenario's own faults.
 sim::ControllerState StepReplayed(SimSite& ss, core::TimePoint now, double dt_s,
-                                  sim::ControllerFarm& farm) {
+                                  sim::Controllers& farm) {
   ReplayedSite::Shown shown = ss.replay->Step(now, dt_s, ss.generator_at);
   sim::ControllerState st = shown.state;
   if (ss.site->fixed_generator && ss.failed_at && !st.mains_ok) st.generator_running = true;
@@ -417,8 +421,20 @@ int RunDrill(const DrillOptions& o) {
     std::fprintf(stderr, "sitepower-drill: %s\n", maps.status().ToString().c_str());
     return 1;
   }
+  auto ydt_maps = ydt1363::YdtMapRegistry::Load("");
+  if (!ydt_maps.ok()) {
+    std::fprintf(stderr, "sitepower-drill: %s\n", ydt_maps.status().ToString().c_str());
+    return 1;
+  }
   for (const auto& site : s.sites)
-    if (!maps->Has(site.controller.map)) {
+    if (site.controller.protocol == "ydt1363" && !ydt_maps->Find(site.controller.map)) {
+      std::fprintf(stderr,
+                   "sitepower-drill: %s:%d: site %s: controller.map: unknown YD/T 1363 map '%s' "
+                   "(built-in: %s)\n",
+                   o.scenario_path.c_str(), site.line, site.id.c_str(), site.controller.map.c_str(),
+                   JoinIds(ydt_maps->Names()).c_str());
+      return 2;
+    } else if (site.controller.protocol != "ydt1363" && !maps->Has(site.controller.map)) {
       std::fprintf(stderr,
                    "sitepower-drill: %s:%d: site %s: controller.map: unknown register map '%s' "
                    "(built-in: %s)\n",
@@ -426,13 +442,16 @@ int RunDrill(const DrillOptions& o) {
                    JoinIds(maps->Names()).c_str());
       return 2;
     }
-  sim::ControllerFarm farm;
+  sim::Controllers farm;
   std::map<std::string, SimSite> sites;
   for (const auto& site : s.sites) {
     SimSite ss;
     ss.site = &site;
     std::string err;
-    ss.farm_index = farm.Add(*maps->Find(site.controller.map), &err);
+    ss.farm_index = site.controller.protocol == "ydt1363"
+                        ? farm.AddYdt(static_cast<uint8_t>(site.controller.unit),
+                                      *ydt_maps->Find(site.controller.map), &err)
+                        : farm.Add(*maps->Find(site.controller.map), &err);
     if (ss.farm_index < 0) {
       std::fprintf(stderr, "sitepower-drill: site %s: cannot start its simulated controller: %s\n",
                    site.id.c_str(), err.c_str());

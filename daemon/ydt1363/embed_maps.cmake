@@ -1,0 +1,12 @@
+# Generates ydt_builtin_maps.cpp from config/ydt-maps/*.yaml (run at build time).
+file(GLOB MAPS "${MAPS_DIR}/*.yaml")
+list(SORT MAPS)
+set(body "#include \"ydt1363/builtin_maps.hpp\"\n\nnamespace sitepower::ydt1363 {\n\nconst std::vector<std::pair<std::string, std::string>>& BuiltinYdtMaps() {\n  static const std::vector<std::pair<std::string, std::string>> kMaps = {\n")
+foreach(f ${MAPS})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} text)
+  string(APPEND body "    {\"${name}\", R\"sitepowermap(${text})sitepowermap\"},\n")
+endforeach()
+string(APPEND body "  };\n  return kMaps;\n}\n\n}  // namespace sitepower::ydt1363\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})
