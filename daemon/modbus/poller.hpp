@@ -8,6 +8,13 @@
 // themselves. SunSpec maps find the device's model chain first (sunspec.hpp)
 // and cache it, with the device's identity (model 1).
 //
+// A device that refuses some of its map's blocks with exception 01 (illegal
+// function) or 02 (illegal data address) does not have those points: they
+// are absent in its readings (Reading::absent_points names them), the other
+// blocks are delivered, and the refused ones are asked again only every
+// `absent_reprobe`. A device that refuses every block, or fails a block any
+// other way, fails the poll (and a SunSpec device is looked for again).
+//
 // Threading: construct, AddDevice, Start, Stop and SetFastPoll on the
 // io_context's thread (or before it runs). The sink is called on that thread.
 #pragma once
@@ -74,6 +81,9 @@ struct PollerOptions {
   core::Millis timeout{1500};
   int stale_after_missed = 3;
   int mains_fail_confirm = 2;
+  // A block a device refuses with exception 01/02 (it lacks those points) is
+  // not read again until this much later; the rest of the map is polled.
+  core::Millis absent_reprobe{3600000};
 };
 
 struct PollerStats {
@@ -122,6 +132,7 @@ class Poller {
   void StartPoll(Device* d);
   void SubmitPoll(Device* d);
   void OnPolled(Device* d);
+  core::Status SortBlocks(Device* d);
 };
 
 }  // namespace sitepower::modbus
