@@ -47,6 +47,15 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
 }
 
+// A JSON number, or null for a figure that could not be measured (NaN,
+// infinity): never `nan`, which is not JSON.
+std::string Json(double v, int decimals) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
 double Quantile(std::vector<double>& v, double q) {
   if (v.empty()) return NAN;
   size_t k = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
@@ -123,6 +132,7 @@ int main(int argc, char** argv) {
     fo.units_per_port = units;
     fo.latency_ms = latency_ms;
     fo.faulty_fraction = faulty_pct / 100;
+    fo.plant_extension = map_name == "sunspec-802-plant";  // else standard SunSpec devices
     own_farm = std::make_unique<farm::Farm>(farm_io, fo);
     if (auto st = own_farm->Start(); !st.ok()) {
       std::fprintf(stderr, "pollbench: %s\n", st.ToString().c_str());
@@ -252,15 +262,30 @@ int main(int argc, char** argv) {
     if (ctx && modbus_connect(ctx) == 0) {
       modbus_set_slave(ctx, 1);
       modbus_set_response_timeout(ctx, 2, 0);
-      const auto& b = maps->Find(map_name)->blocks.front();
       uint16_t regs[125];
       uint8_t bits[2000];
+      auto read = [ctx, &regs, &bits](const modbus::ReadBlock& b) {
+        switch (b.fc) {
+          case modbus::Function::kReadCoils:
+            return modbus_read_bits(ctx, b.address, b.count, bits);
+          case modbus::Function::kReadDiscreteInputs:
+            return modbus_read_input_bits(ctx, b.address, b.count, bits);
+          case modbus::Function::kReadInputRegisters:
+            return modbus_read_input_registers(ctx, b.address, b.count, regs);
+          case modbus::Function::kReadHoldingRegisters:
+            break;
+        }
+        return modbus_read_registers(ctx, b.address, b.count, regs);
+      };
+      // The first of the map's blocks the device answers (a standard device
+      // refuses a plant map's extension blocks).
+      const modbus::ReadBlock* block = nullptr;
+      for (const auto& b : maps->Find(map_name)->blocks)
+        if (!block && read(b) >= 0) block = &b;
       const double c0 = ThreadCpuSeconds();
       const auto t0 = Clock::now();
-      while (lm_reads < 2000 && Clock::now() - t0 < std::chrono::seconds(5)) {
-        int rc = modbus::IsBitFunction(b.fc) ? modbus_read_input_bits(ctx, b.address, b.count, bits)
-                                             : modbus_read_registers(ctx, b.address, b.count, regs);
-        if (rc < 0) break;
+      while (block && lm_reads < 2000 && Clock::now() - t0 < std::chrono::seconds(5)) {
+        if (read(*block) < 0) break;
         ++lm_reads;
       }
       if (lm_reads) lm_us = (ThreadCpuSeconds() - c0) / lm_reads * 1e6;
@@ -279,22 +304,26 @@ int main(int argc, char** argv) {
   const double p50 = Quantile(ages, 0.5), p99 = Quantile(ages, 0.99);
   const double us_per_read = reads > 0 ? cpu / reads * 1e6 : NAN;
   if (json) {
+    const double wall_reads = wall > 0 ? reads / wall : NAN;
+    const double per_1000 = reads > 0 ? cpu / reads * 1000 : NAN;
     std::printf(
         "{\"sites\": %zu, \"ports\": %zu, \"units_per_port\": %d, \"latency_ms\": %s, "
         "\"faulty_pct\": %s, \"interval_s\": %.1f, \"seconds\": %.1f, \"polls_ok\": %llu, "
-        "\"polls_failed\": %llu, \"reads_per_s\": %.0f, \"cpu_s_per_1000_reads\": %.4f, "
-        "\"us_per_read\": %.2f, \"sites_in_flight_mean\": %.0f, "
+        "\"polls_failed\": %llu, \"reads_per_s\": %s, \"cpu_s_per_1000_reads\": %s, "
+        "\"us_per_read\": %s, \"sites_in_flight_mean\": %.0f, "
         "\"requests_outstanding_mean\": %.0f, \"in_flight_limit\": %d, "
-        "\"poll_age_s\": {\"p50\": %.2f, \"p99\": %.2f}, "
+        "\"poll_age_s\": {\"p50\": %s, \"p99\": %s}, "
         "\"peak_rss_mib\": %.0f, \"farm_in_process\": %s, "
-        "\"baseline_libmodbus_us_per_read\": %.2f, \"baseline_reads\": %d, "
-        "\"ratio_to_baseline\": %.3f}\n",
+        "\"baseline_libmodbus_us_per_read\": %s, \"baseline_reads\": %d, "
+        "\"ratio_to_baseline\": %s}\n",
         state.size(), farm_ports.size(), units,
         own_farm ? std::to_string(latency_ms).c_str() : "null",  // someone else's farm: unknown
-        own_farm ? std::to_string(faulty_pct).c_str() : "null", interval_s, seconds,
+        own_farm ? Json(faulty_pct, 1).c_str() : "null", interval_s, seconds,
         static_cast<unsigned long long>(polls_ok), static_cast<unsigned long long>(polls_failed),
-        reads / wall, cpu / reads * 1000, us_per_read, in_flight_mean, requests_mean, limit, p50,
-        p99, peak_mib, own_farm ? "true" : "false", lm_us, lm_reads, us_per_read / lm_us);
+        Json(wall_reads, 0).c_str(), Json(per_1000, 4).c_str(), Json(us_per_read, 2).c_str(),
+        in_flight_mean, requests_mean, limit, Json(p50, 2).c_str(), Json(p99, 2).c_str(), peak_mib,
+        own_farm ? "true" : "false", Json(lm_us, 2).c_str(), lm_reads,
+        Json(us_per_read / lm_us, 3).c_str());
   } else {
     std::printf("%zu sites (%zu ports x %d units), %s farm, latency %d ms, %.0f %% faulty\n",
                 state.size(), farm_ports.size(), units, own_farm ? "in-process" : "external",
