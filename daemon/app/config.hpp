@@ -30,6 +30,11 @@ struct SerialConfig {
   char parity = 'N';  // N, E or O
   int data_bits = 8;  // RTU frames are 8-bit
   int stop_bits = 1;
+  // The bus's timing (the first site of a bus sets it): quiet time after a
+  // timeout or garbage, and the reopen backoff (doubling, +-20 % jitter).
+  int settle_ms = 50;
+  int backoff_min_ms = 250;
+  int backoff_max_ms = 30000;
 };
 
 struct ControllerConfig {
@@ -38,6 +43,7 @@ struct ControllerConfig {
   int port = 502;
   int unit = 1;  // 0-255 over tcp; 1-247 on an RTU line
   std::string map = "sunspec-802";
+  int in_flight = 0;  // tcp: pipeline depth of the endpoint (0: the map's max_in_flight)
   SerialConfig serial;
 };
 

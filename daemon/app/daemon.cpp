@@ -85,6 +85,10 @@ modbus::DeviceSpec DeviceSpecOf(const SiteConfig& s) {
   spec.serial.parity = c.serial.parity;
   spec.serial.data_bits = c.serial.data_bits;
   spec.serial.stop_bits = c.serial.stop_bits;
+  spec.max_in_flight = c.in_flight;
+  spec.rtu_settle = core::Millis(c.serial.settle_ms);
+  spec.rtu_backoff_min = core::Millis(c.serial.backoff_min_ms);
+  spec.rtu_backoff_max = core::Millis(c.serial.backoff_max_ms);
   return spec;
 }
 

@@ -264,17 +264,21 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
       endpoint = "rtu:" + spec.serial.device;
       break;
   }
+  if (spec.max_in_flight < 0 || spec.max_in_flight > static_cast<int>(Connection::kMaxInFlight))
+    return core::Status::InvalidArgument("site " + spec.site + ": in_flight " +
+                                         std::to_string(spec.max_in_flight) + " out of 0..255");
+  const int in_flight = spec.max_in_flight > 0 ? spec.max_in_flight : map->max_in_flight;
   auto& conn = links_[endpoint];
   if (!conn) {
     if (spec.transport != Transport::kTcp)
       conn = MakeRtuLink(io_.get_executor(), spec, options_.timeout);  // one bus, one queue
     else
-      conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port,
-                                          map->max_in_flight, options_.timeout);
+      conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port, in_flight,
+                                          options_.timeout);
   } else if (auto st = CheckJoinsBus(*conn, spec); !st.ok()) {
     return st;  // one wire cannot run at two speeds
   } else {
-    conn->LimitInFlight(map->max_in_flight);
+    conn->LimitInFlight(static_cast<size_t>(in_flight));
   }
   if (!relocated_) relocated_ = std::make_shared<RelocatedMaps>();
   auto d = std::make_shared<Device>(spec, *map, conn, relocated_);

@@ -62,6 +62,15 @@ struct DeviceSpec {
   std::string map = "sunspec-802";
   Transport transport = Transport::kTcp;
   SerialLine serial;  // rtu: every unit on one device path is one bus
+  // tcp: requests on the wire at once on this endpoint's connection (0: the
+  // map's max_in_flight). Units sharing an endpoint get the smallest asked.
+  int max_in_flight = 0;
+  // rtu and rtu_over_tcp (rtu_link.hpp RtuOptions), taken from the first
+  // device of a bus: quiet time after a timeout or garbage, and the backoff
+  // (doubling, +-20 % jitter) after an open or connect that failed.
+  core::Millis rtu_settle{50};
+  core::Millis rtu_backoff_min{250};
+  core::Millis rtu_backoff_max{30000};
 
   static DeviceSpec Tcp(core::SiteId site, std::string host, uint16_t port, int unit,
                         std::string map) {

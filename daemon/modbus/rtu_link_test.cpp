@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -36,6 +37,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -478,6 +480,16 @@ TEST(RtuSerialTest, ReadsSeveralUnitsOnOneBus) {
   EXPECT_NE(refused.status().message().find("unit 1 fc 3 register 190+20: exception 0x02"),
             std::string::npos)
       << refused.status().message();
+  {
+    // The line is ours alone (TIOCEXCL): a second opener would get EBUSY
+    // (root excepted, so ask the tty for the flag instead).
+    int fd = ::open(bus.line().device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    int exclusive = 0;
+    ASSERT_EQ(::ioctl(fd, TIOCGEXCL, &exclusive), 0) << std::strerror(errno);
+    EXPECT_EQ(exclusive, 1);
+    ::close(fd);
+  }
   auto broadcast = ReadOnce(io, link, 0, kTwoRegs, milliseconds(500));
   EXPECT_EQ(broadcast.status().code(), core::Status::Code::kInvalidArgument);
   Finish(io, *link);
