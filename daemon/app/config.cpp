@@ -97,6 +97,7 @@ void ReadPoll(YamlMap& root, Config& c, YamlErrors& errors) {
       m.Integer("stale_after_missed", false, 1, 1000).value_or(p.stale_after_missed);
   p.mains_fail_confirm =
       m.Integer("mains_fail_confirm", false, 1, 100).value_or(p.mains_fail_confirm);
+  p.coalesce_ms = static_cast<int>(m.Integer("coalesce_ms", false, 0, 50).value_or(p.coalesce_ms));
   m.CheckNoUnknownKeys();
 }
 

@@ -90,6 +90,10 @@ struct PollConfig {
   int timeout_ms = 1500;
   int stale_after_missed = 3;
   int mains_fail_confirm = 2;
+  // The event loop handles what arrived within this many ms in one wake-up
+  // (modbus::RunCoalesced): fewer system calls and context switches a read
+  // at thousands of reads a second; replies and timers wait up to this.
+  int coalesce_ms = 0;
 };
 
 struct PlannerConfig {

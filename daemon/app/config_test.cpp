@@ -9,7 +9,7 @@ const char* kGood = R"(
 name: test-region
 listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0"}
 store: /tmp/x.db
-poll: {interval_ms: 500, mains_fail_confirm: 3}
+poll: {interval_ms: 500, mains_fail_confirm: 3, coalesce_ms: 5}
 sites:
   - id: S1
     location: [38.9, 111.8]
@@ -42,6 +42,7 @@ TEST(ConfigTest, LoadsAGoodConfig) {
   EXPECT_EQ(c->sites[1].controller.map, "sunspec-802");
   EXPECT_EQ(c->poll.mains_fail_confirm, 3);
   EXPECT_EQ(c->poll.interval_ms, 500);
+  EXPECT_EQ(c->poll.coalesce_ms, 5);
   EXPECT_EQ(c->crews[0].generators, 3);
 }
 

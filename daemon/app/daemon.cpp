@@ -207,7 +207,9 @@ int RunDaemon(const Config& config) {
     grpc.Shutdown(std::chrono::seconds(2));
     io.stop();
   });
-  io.run();
+  // poll.coalesce_ms: one wake-up of the event loop for the replies of a
+  // few ms (modbus::RunCoalesced); 0 is io.run().
+  modbus::RunCoalesced(io, std::chrono::milliseconds(config.poll.coalesce_ms));
   return 0;
 }
 

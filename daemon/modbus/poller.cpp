@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <random>
+#include <thread>
 
 #include "modbus/connection.hpp"
 #include "modbus/link.hpp"
@@ -532,6 +533,21 @@ void Poller::Stop() {
   for (auto& [site, d] : devices_) d->stopped = true;
   scheduler_->Stop();
   for (auto& [endpoint, c] : links_) c->Shutdown();
+}
+
+void RunCoalesced(asio::io_context& io, std::chrono::microseconds coalesce) {
+  if (coalesce <= std::chrono::microseconds(0)) {
+    io.run();
+    return;
+  }
+  while (!io.stopped()) {
+    if (io.run_one() == 0) return;  // blocks until something is ready; out of work: done
+    const auto woke = SteadyClock::now();
+    io.poll();  // everything else ready now, in the same wake-up
+    // What arrives meanwhile waits in the socket buffers and the timer
+    // queue for the next wake-up; nothing is lost, only handled later.
+    std::this_thread::sleep_until(woke + coalesce);
+  }
 }
 
 }  // namespace sitepower::modbus

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include <map>
 
 #include "modbus/site_state.hpp"
@@ -235,6 +238,27 @@ TEST(PollerTest, ADeviceThatRefusesEveryBlockFailsThePoll) {
     EXPECT_NE(r.error.find("refused every block"), std::string::npos) << r.error;
     EXPECT_NE(r.error.find("site STD"), std::string::npos) << r.error;
   }
+}
+
+TEST(RunCoalescedTest, RunsEveryHandlerAndTimerThenReturnsOrStops) {
+  boost::asio::io_context io;
+  int ran = 0;
+  for (int i = 0; i < 3; ++i) boost::asio::post(io, [&ran] { ++ran; });
+  boost::asio::steady_timer t1(io), t2(io);
+  t1.expires_after(std::chrono::milliseconds(1));
+  t1.async_wait([&ran](const boost::system::error_code& ec) { ran += ec ? 0 : 10; });
+  t2.expires_after(std::chrono::milliseconds(3));  // due while the loop gathers events
+  t2.async_wait([&ran](const boost::system::error_code& ec) { ran += ec ? 0 : 100; });
+  RunCoalesced(io, std::chrono::milliseconds(2));  // out of work: returns
+  EXPECT_EQ(ran, 113);
+  // Stopped from a handler: returns although a timer is still pending.
+  io.restart();
+  boost::asio::steady_timer later(io);
+  later.expires_after(std::chrono::hours(1));
+  later.async_wait([&ran](const boost::system::error_code&) { ran = -1; });
+  boost::asio::post(io, [&io] { io.stop(); });
+  RunCoalesced(io, std::chrono::milliseconds(2));
+  EXPECT_EQ(ran, 113);
 }
 
 }  // namespace
