@@ -99,6 +99,7 @@ void ReadPoll(YamlMap& root, Config& c, YamlErrors& errors) {
       m.Integer("stale_after_missed", false, 1, 1000).value_or(p.stale_after_missed);
   p.mains_fail_confirm =
       m.Integer("mains_fail_confirm", false, 1, 100).value_or(p.mains_fail_confirm);
+  p.coalesce_ms = static_cast<int>(m.Integer("coalesce_ms", false, 0, 50).value_or(p.coalesce_ms));
   m.CheckNoUnknownKeys();
 }
 
@@ -165,6 +166,14 @@ void ReadSerial(YamlMap& sm, ControllerTransport transport, SerialConfig& l, Yam
                      std::to_string(*d));
   }
   l.stop_bits = static_cast<int>(sm.Integer("stop_bits", false, 1, 2).value_or(l.stop_bits));
+  l.settle_ms = static_cast<int>(sm.Integer("settle_ms", false, 0, 10000).value_or(l.settle_ms));
+  l.backoff_min_ms =
+      static_cast<int>(sm.Integer("backoff_min_ms", false, 10, 600000).value_or(l.backoff_min_ms));
+  l.backoff_max_ms =
+      static_cast<int>(sm.Integer("backoff_max_ms", false, 10, 3600000).value_or(l.backoff_max_ms));
+  if (l.backoff_max_ms < l.backoff_min_ms)
+    errors.Add(sm.Child("backoff_max_ms"), sm.PathOf("backoff_max_ms"),
+               "below backoff_min_ms (" + std::to_string(l.backoff_min_ms) + ")");
   sm.CheckNoUnknownKeys();
 }
 
@@ -209,6 +218,11 @@ void ReadController(YamlMap& cm, ControllerConfig& ctl, YamlErrors& errors) {
       ctl.unit = static_cast<int>(cm.Integer("unit", false, 0, 255).value_or(1));
   }
   ctl.map = cm.String("map").value_or(ctl.protocol == "ydt1363" ? "ydt-dc-power" : "sunspec-802");
+  if (auto depth = cm.Integer("in_flight", false, 1, 255); depth && rtu)
+    errors.Add(cm.Child("in_flight"), cm.PathOf("in_flight"),
+               "only for transport tcp (an RTU bus carries one request at a time)");
+  else if (depth)
+    ctl.in_flight = static_cast<int>(*depth);
   YAML::Node sn = cm.Child("serial", serial);
   if (!sn.IsDefined()) return;
   if (!rtu) {

@@ -30,6 +30,11 @@ struct SerialConfig {
   char parity = 'N';  // N, E or O
   int data_bits = 8;  // RTU frames are 8-bit
   int stop_bits = 1;
+  // The bus's timing (the first site of a bus sets it): quiet time after a
+  // timeout or garbage, and the reopen backoff (doubling, +-20 % jitter).
+  int settle_ms = 50;
+  int backoff_min_ms = 250;
+  int backoff_max_ms = 30000;
 };
 
 struct ControllerConfig {
@@ -38,6 +43,7 @@ struct ControllerConfig {
   int port = 502;
   int unit = 1;  // 0-255 over tcp; 1-247 on an RTU line
   std::string map = "sunspec-802";
+  int in_flight = 0;  // tcp: pipeline depth of the endpoint (0: the map's max_in_flight)
   SerialConfig serial;
   // modbus | ydt1363 (YD/T 1363.3: `adr` 0-255 in `unit`, a map from
   // config/ydt-maps, default ydt-dc-power; tcp = a serial-to-TCP converter).
@@ -90,6 +96,10 @@ struct PollConfig {
   int timeout_ms = 1500;
   int stale_after_missed = 3;
   int mains_fail_confirm = 2;
+  // The event loop handles what arrived within this many ms in one wake-up
+  // (modbus::RunCoalesced): fewer system calls and context switches a read
+  // at thousands of reads a second; replies and timers wait up to this.
+  int coalesce_ms = 0;
 };
 
 // How the live loop plans: the optimizer, or the grid managers' rule applied

@@ -9,7 +9,7 @@ const char* kGood = R"(
 name: test-region
 listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0"}
 store: /tmp/x.db
-poll: {interval_ms: 500, mains_fail_confirm: 3}
+poll: {interval_ms: 500, mains_fail_confirm: 3, coalesce_ms: 5}
 sites:
   - id: S1
     location: [38.9, 111.8]
@@ -42,6 +42,7 @@ TEST(ConfigTest, LoadsAGoodConfig) {
   EXPECT_EQ(c->sites[1].controller.map, "sunspec-802");
   EXPECT_EQ(c->poll.mains_fail_confirm, 3);
   EXPECT_EQ(c->poll.interval_ms, 500);
+  EXPECT_EQ(c->poll.coalesce_ms, 5);
   EXPECT_EQ(c->crews[0].generators, 3);
 }
 
@@ -140,11 +141,11 @@ sites:
   - id: G1
     location: [38.9, 111.8]
     load_w: 1000
-    controller: {transport: rtu_over_tcp, host: 10.0.0.5, port: 4001, serial: {baud: 9600, stop_bits: 2}}
+    controller: {transport: rtu_over_tcp, host: 10.0.0.5, port: 4001, serial: {baud: 9600, stop_bits: 2, settle_ms: 80, backoff_min_ms: 500, backoff_max_ms: 60000}}
   - id: T1
     location: [38.9, 111.8]
     load_w: 1000
-    controller: {transport: tcp, host: 10.0.0.6, unit: 0}
+    controller: {transport: tcp, host: 10.0.0.6, unit: 0, in_flight: 16}
 )";
 
 TEST(ConfigTest, ControllerTransportsAndSerialLines) {
@@ -171,8 +172,16 @@ TEST(ConfigTest, ControllerTransportsAndSerialLines) {
   EXPECT_EQ(g1.serial.parity, 'N');
   EXPECT_EQ(g1.serial.stop_bits, 2);
   EXPECT_TRUE(g1.serial.device.empty());
+  EXPECT_EQ(g1.serial.settle_ms, 80);
+  EXPECT_EQ(g1.serial.backoff_min_ms, 500);
+  EXPECT_EQ(g1.serial.backoff_max_ms, 60000);
+  EXPECT_EQ(r1.serial.settle_ms, 50);  // defaults
+  EXPECT_EQ(r1.serial.backoff_min_ms, 250);
+  EXPECT_EQ(r1.serial.backoff_max_ms, 30000);
+  EXPECT_EQ(r1.in_flight, 0);  // the map's
   EXPECT_EQ(c->sites[3].controller.transport, ControllerTransport::kTcp);
   EXPECT_EQ(c->sites[3].controller.unit, 0);
+  EXPECT_EQ(c->sites[3].controller.in_flight, 16);
   // The default stays Modbus TCP.
   auto good = LoadConfigString(kGood, "good.yaml");
   ASSERT_TRUE(good.ok());
@@ -191,8 +200,11 @@ TEST(ConfigTest, BadTransportAndSerialKeysNameFileLineAndKey) {
   replace(
       "transport: rtu, unit: 4, map: sunspec-802, serial: {device: /dev/ttyUSB0, baud: 19200, "
       "parity: E}",
-      "transport: rtu, unit: 0, host: 10.0.0.9");
-  replace("serial: {baud: 9600, stop_bits: 2}", "serial: {device: /dev/ttyS0, bauds: 9600}");
+      "transport: rtu, unit: 0, host: 10.0.0.9, in_flight: 4");
+  replace(
+      "serial: {baud: 9600, stop_bits: 2, settle_ms: 80, backoff_min_ms: 500, backoff_max_ms: "
+      "60000}",
+      "serial: {device: /dev/ttyS0, bauds: 9600, backoff_min_ms: 900, backoff_max_ms: 800}");
   replace("transport: tcp, host: 10.0.0.6, unit: 0", "transport: rs485, host: 10.0.0.6");
   auto c = LoadConfigString(bad, "buses.yaml");
   ASSERT_FALSE(c.ok());
@@ -210,6 +222,8 @@ TEST(ConfigTest, BadTransportAndSerialKeysNameFileLineAndKey) {
            "buses.yaml:17: sites[2].controller.serial.device: not used with transport "
            "rtu_over_tcp",
            "buses.yaml:17: sites[2].controller.serial.bauds: unknown key",
+           "buses.yaml:17: sites[2].controller.serial.backoff_max_ms: below backoff_min_ms (900)",
+           "buses.yaml:13: sites[1].controller.in_flight: only for transport tcp",
            "buses.yaml:21: sites[3].controller.transport: expected tcp|rtu_over_tcp|rtu, got "
            "'rs485'",
        })

@@ -94,6 +94,10 @@ modbus::DeviceSpec DeviceSpecOf(const SiteConfig& s) {
   spec.serial.data_bits = c.serial.data_bits;
   spec.serial.stop_bits = c.serial.stop_bits;
   spec.protocol = c.protocol;
+  spec.max_in_flight = c.in_flight;
+  spec.rtu_settle = core::Millis(c.serial.settle_ms);
+  spec.rtu_backoff_min = core::Millis(c.serial.backoff_min_ms);
+  spec.rtu_backoff_max = core::Millis(c.serial.backoff_max_ms);
   return spec;
 }
 
@@ -221,7 +225,9 @@ int RunDaemon(const Config& config) {
     grpc.Shutdown(std::chrono::seconds(2));
     io.stop();
   });
-  io.run();
+  // poll.coalesce_ms: one wake-up of the event loop for the replies of a
+  // few ms (modbus::RunCoalesced); 0 is io.run().
+  modbus::RunCoalesced(io, std::chrono::milliseconds(config.poll.coalesce_ms));
   return 0;
 }
 

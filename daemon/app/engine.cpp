@@ -129,6 +129,15 @@ void Engine::OnReading(const core::SiteId& site, const modbus::Reading& r) {
       Log("telemetry", site, "", "",
           text.empty() ? "values plausible again" : "implausible values ignored: " + text);
     }
+    // Points the device does not have (it refused their block): logged when
+    // the set changes; the poller hands the same pointer until then.
+    if (r.absent_points != s.last.absent_points &&
+        (!r.absent_points || !s.last.absent_points || *r.absent_points != *s.last.absent_points)) {
+      Log("device", site, "", "",
+          r.absent_points ? "points absent (the device refused them): " + *r.absent_points
+                          : "every point of the map answers");
+      MarkViewsDirty();
+    }
     s.last = r;
     s.has_reading = true;
     if (Good(r.battery_voltage_v) && Good(r.battery_current_a) && r.battery_current_a.value > 0)

@@ -107,6 +107,7 @@ void Engine::PublishViews() {
       j["ac_v"] = val(r.ac_voltage_v);
       j["last_sample_unix_ms"] = Ms(r.at);
       if (!r.problems.empty()) j["problems"] = r.problems;  // implausible values, absent above
+      if (r.absent_points) j["absent_points"] = *r.absent_points;  // the device lacks them
     }
     if (s.identity) j["device"] = *s.identity;
     auto t = task_by_site.find(id);

@@ -36,11 +36,18 @@ class Recorder {
   }
   bool enabled() const { return out_.is_open() && out_.good(); }
 
+  // A failed poll is recorded too (no values), so a replay knows the holes.
   void Add(const core::SiteId& site, const modbus::Reading& r) {
-    if (!enabled() || !r.poll_ok) return;
+    if (!enabled()) return;
     recording::Sample s;
     s.site = site;
     s.t_ms = r.at.time_since_epoch().count();
+    if (!r.poll_ok) {
+      s.poll_failed = true;
+      writer_.Add(s, &buffer_);
+      if (buffer_.size() > 64 * 1024) Flush();
+      return;
+    }
     auto num = [](const modbus::PointValue& p) -> std::optional<double> {
       if (p.quality == modbus::Quality::kGood) return p.value;
       return std::nullopt;

@@ -81,6 +81,22 @@ std::string ExceptionName(uint8_t code) {
   return buf;
 }
 
+std::optional<uint8_t> ExceptionCodeOf(const core::Status& status) {
+  if (status.code() != core::Status::Code::kFailedPrecondition) return std::nullopt;
+  // ExceptionName's "exception 0x%02X": the one place that writes it.
+  const std::string& m = status.message();
+  const size_t at = m.find("exception 0x");
+  if (at == std::string::npos || at + 14 > m.size()) return std::nullopt;
+  unsigned code = 0;
+  for (size_t i = at + 12; i < at + 14; ++i) {
+    const char c = m[i];
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    code = code * 16 + static_cast<unsigned>(digit);
+  }
+  return static_cast<uint8_t>(code);
+}
+
 core::Result<std::vector<uint16_t>> DecodeReadResponse(std::span<const uint8_t> pdu, Function fc,
                                                        uint16_t count) {
   std::vector<uint16_t> out;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -53,6 +54,15 @@ core::Status DecodeReadResponseInto(std::span<const uint8_t> pdu, Function fc, u
                                     std::vector<uint16_t>* out);
 
 std::string ExceptionName(uint8_t code);
+
+// The Modbus exception code a read failed with (the FailedPrecondition that
+// DecodeReadResponse gives, with or without context before it); nullopt for
+// any other status. 0x01 (illegal function) and 0x02 (illegal data address)
+// say the device does not have what was asked, not that it failed.
+std::optional<uint8_t> ExceptionCodeOf(const core::Status& status);
+inline bool IsRefusal(std::optional<uint8_t> exception) {
+  return exception == 0x01 || exception == 0x02;
+}
 
 // The server side, for simulated controllers (tools/farm) and tests.
 struct ReadRequest {

@@ -175,7 +175,8 @@ void SetAc(CanonicalValues& v, const std::string& phase, double volts) {
 // Fills in the AC voltages a `mains:` rule reads from mains_ok, and checks
 // that given voltages agree with a given mains_ok.
 core::Result<CanonicalValues> WithMainsVoltages(const RegisterMap& map, CanonicalValues v) {
-  if (!map.mains || !v.mains_ok) return v;
+  // A rule on the battery current reads the current the caller gives.
+  if (!map.mains || map.mains->from_current || !v.mains_ok) return v;
   const MainsRule& rule = *map.mains;
   const double nominal = std::max(230.0, rule.ok_above_v * 1.1);
   for (const auto& phase : rule.from)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <random>
+#include <thread>
 
 #include "modbus/connection.hpp"
 #include "modbus/link.hpp"
@@ -26,6 +27,8 @@ struct RelocatedMaps {
   std::map<std::string, std::unique_ptr<RegisterMap>> by_chain;
   std::map<std::string, std::shared_ptr<const std::string>> identities;
 };
+
+using SteadyClock = std::chrono::steady_clock;
 
 struct Poller::Device : std::enable_shared_from_this<Poller::Device> {
   Device(DeviceSpec s, const RegisterMap& m, std::shared_ptr<Link> c,
@@ -48,12 +51,22 @@ struct Poller::Device : std::enable_shared_from_this<Poller::Device> {
   double phase = 0;                             // where in each interval this device polls, 0..1
   uint64_t seq = 0;  // bumped on every (re)schedule: stale entries are skipped
   int failures = 0;
+  // Blocks of `map` this device refused with exception 01/02 (indices, in
+  // order; empty: none). Their points are absent; they are not asked again
+  // before reprobe_at. `asked` is map->blocks without them, `by_block` the
+  // poll's data put back in map->blocks order for DecodeReading.
+  std::vector<size_t> refused;
+  std::vector<std::string> refused_why;  // the exception, per refused block
+  std::vector<ReadBlock> asked;
+  std::vector<std::vector<uint16_t>> by_block;
+  bool decode_by_block = false;  // this poll's data is in by_block, not batch.data
+  SteadyClock::time_point reprobe_at{};
+  bool probing = false;  // this poll asks the refused blocks again
+  std::shared_ptr<const std::string> absent_points;
   bool fast = false;
   bool busy = false;  // a poll (or SunSpec discovery) is under way
   bool stopped = false;
 };
-
-using SteadyClock = std::chrono::steady_clock;
 
 // A min-heap of (when, device) and one timer at its top, instead of a timer
 // per device: 100,000 devices cost one timer, and devices due at the same
@@ -169,6 +182,36 @@ core::Millis BackoffDelay(Poller::Device& d, const PollerOptions& o) {
                  unit(d.rng));
 }
 
+std::string BlockName(const ReadBlock& b) {
+  return "fc " + std::to_string(static_cast<int>(b.fc)) + " register " + std::to_string(b.address) +
+         "+" + std::to_string(b.count);
+}
+
+// "battery_temp_c, lvd_v (fc 3 register 40200+2: exception 0x02 (illegal data
+// address))": the points the refused blocks hold (their words or scale
+// factor), and why.
+std::shared_ptr<const std::string> DescribeAbsent(const RegisterMap& map,
+                                                  const std::vector<size_t>& refused,
+                                                  const std::vector<std::string>& why) {
+  if (refused.empty()) return nullptr;
+  auto in = [&map](size_t b, Function fc, uint16_t a) {
+    const ReadBlock& blk = map.blocks[b];
+    return blk.fc == fc && a >= blk.address && a < blk.address + blk.count;
+  };
+  std::string points, blocks;
+  for (const PointSpec& p : map.points) {
+    bool absent = false;
+    for (size_t b : refused)
+      absent = absent || in(b, p.fc, p.address) || (p.scale_sf && in(b, p.fc, *p.scale_sf));
+    if (absent) points += (points.empty() ? "" : ", ") + p.name;
+  }
+  for (size_t i = 0; i < refused.size(); ++i)
+    blocks +=
+        (i ? "; " : "") + BlockName(map.blocks[refused[i]]) + (i < why.size() ? ": " + why[i] : "");
+  return std::make_shared<const std::string>((points.empty() ? "(no point)" : points) + " (" +
+                                             blocks + ")");
+}
+
 }  // namespace
 
 Poller::Poller(asio::io_context& io, const core::Clock& clock, const MapRegistry& maps,
@@ -229,6 +272,10 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
                                            "' is not wired into the poller");
     endpoint = spec.protocol + "|" + endpoint;  // one wire does not speak two protocols
   }
+  if (spec.max_in_flight < 0 || spec.max_in_flight > static_cast<int>(Connection::kMaxInFlight))
+    return core::Status::InvalidArgument("site " + spec.site + ": in_flight " +
+                                         std::to_string(spec.max_in_flight) + " out of 0..255");
+  const int in_flight = spec.max_in_flight > 0 ? spec.max_in_flight : map->max_in_flight;
   auto& conn = links_[endpoint];
   if (spec.protocol != "modbus") {
     auto link = protocols_[spec.protocol](spec, conn);
@@ -241,12 +288,12 @@ core::Status Poller::AddDevice(const DeviceSpec& spec) {
     if (spec.transport != Transport::kTcp)
       conn = MakeRtuLink(io_.get_executor(), spec, options_.timeout);  // one bus, one queue
     else
-      conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port,
-                                          map->max_in_flight, options_.timeout);
+      conn = std::make_shared<Connection>(io_.get_executor(), spec.host, spec.port, in_flight,
+                                          options_.timeout);
   } else if (auto st = CheckJoinsBus(*conn, spec); !st.ok()) {
     return st;  // one wire cannot run at two speeds
   } else {
-    conn->LimitInFlight(map->max_in_flight);
+    conn->LimitInFlight(static_cast<size_t>(in_flight));
   }
   if (!relocated_) relocated_ = std::make_shared<RelocatedMaps>();
   auto d = std::make_shared<Device>(spec, *map, conn, relocated_);
@@ -291,19 +338,117 @@ void Poller::StartPoll(Device* d) {
 }
 
 void Poller::SubmitPoll(Device* d) {
-  d->batch.blocks = d->map->blocks;
+  // Blocks the device refused are left out, except at the re-probe.
+  d->probing = !d->refused.empty() && SteadyClock::now() >= d->reprobe_at;
+  if (d->refused.empty() || d->probing)
+    d->batch.blocks = d->map->blocks;
+  else
+    d->batch.blocks = d->asked;
   d->batch.owner = d->shared_from_this();
   if (d->conn->Submit(&d->batch)) return;
   d->batch.owner.reset();
-  // A link without the batch path (an RTU bus): its coroutine interface.
+  // A link without the batch path (an RTU bus): one block after the other,
+  // through its coroutine interface, each block's outcome kept like Submit.
   asio::co_spawn(
       io_,
       [](Poller* p, DevicePtr d) -> awaitable<void> {
-        d->batch.status = co_await d->conn->TransactAll(d->batch.unit, d->batch.blocks,
-                                                        d->batch.timeout, &d->batch.data);
-        if (!d->stopped) p->OnPolled(d.get());
+        ReadBatch& b = d->batch;
+        const size_t n = b.blocks.size();
+        b.data.resize(n);
+        b.requests.resize(n);
+        b.status = core::Status::Ok();
+        for (size_t i = 0; i < n; ++i) {
+          auto r = co_await d->conn->Transact(b.unit, b.blocks[i], b.timeout);
+          if (d->stopped) co_return;
+          b.requests[i].status = r.ok() ? core::Status::Ok() : r.status();
+          if (r.ok()) {
+            b.data[i] = std::move(*r);
+            continue;
+          }
+          b.data[i].clear();
+          if (b.status.ok()) b.status = r.status();
+          if (IsRefusal(ExceptionCodeOf(r.status()))) continue;
+          // A bus that timed out or garbled once is not asked for the rest.
+          for (size_t k = i + 1; k < n; ++k) {
+            b.requests[k].status = core::Status::Unavailable("not asked after the error");
+            b.data[k].clear();
+          }
+          break;
+        }
+        p->OnPolled(d.get());
       }(this, d->shared_from_this()),
       asio::detached);
+}
+
+// Sorts one poll's blocks into data, refusals (exception 01/02: the device
+// lacks those points) and failures; returns the poll's error (Ok: deliver),
+// and updates which blocks the device refuses.
+core::Status Poller::SortBlocks(Device* d) {
+  ReadBatch& b = d->batch;
+  const RegisterMap& map = *d->map;
+  const std::string where = "unit " + std::to_string(b.unit) + " ";
+  d->decode_by_block = false;
+  if (b.requests.size() < b.blocks.size())
+    return core::Status::Internal(where + "poll came back without its requests");
+  bool explained = b.status.ok();
+  for (size_t i = 0; i < b.blocks.size(); ++i) explained = explained || !b.requests[i].status.ok();
+  if (!explained) return b.status;  // failed as a whole (the poller stopped)
+  // Some blocks left out: the data goes back into the map's order
+  // (by_block; the refused ones empty) for DecodeReading.
+  d->decode_by_block = b.blocks.data() != map.blocks.data();
+  if (d->decode_by_block) {
+    d->by_block.resize(map.blocks.size());
+    for (auto& v : d->by_block) v.clear();
+  }
+  std::vector<std::pair<size_t, std::string>> refused_now;  // map block, why
+  bool any_data = false;
+  size_t j = 0;  // the map block of blocks[i]
+  for (size_t i = 0; i < b.blocks.size(); ++i, ++j) {
+    if (d->decode_by_block)
+      while (std::binary_search(d->refused.begin(), d->refused.end(), j)) ++j;
+    const core::Status& st = b.requests[i].status;
+    if (st.ok()) {
+      any_data = true;
+      if (d->decode_by_block && j < d->by_block.size()) d->by_block[j].swap(b.data[i]);
+    } else if (auto code = ExceptionCodeOf(st); IsRefusal(code)) {
+      refused_now.emplace_back(j, ExceptionName(*code));
+      b.data[i].clear();
+    } else {
+      return st.WithContext(where + BlockName(b.blocks[i]));  // timeout, garbage, exception 04...
+    }
+  }
+  if (!any_data) {
+    // Nothing at all: not a device without some points, a device that is
+    // not what the map says (or a SunSpec model that moved).
+    d->refused.clear();
+    d->refused_why.clear();
+    d->absent_points.reset();
+    return core::Status::FailedPrecondition(
+        where + "refused every block of map " + map.name +
+        (refused_now.empty() ? "" : ": " + refused_now.front().second));
+  }
+  if (!d->probing && refused_now.empty()) return core::Status::Ok();
+  if (!d->probing)  // newly refused blocks join those not asked
+    for (size_t k = 0; k < d->refused.size(); ++k)
+      refused_now.emplace_back(d->refused[k], d->refused_why[k]);
+  std::sort(refused_now.begin(), refused_now.end());
+  std::vector<size_t> refused;
+  std::vector<std::string> why;
+  for (auto& [block, text] : refused_now) {
+    refused.push_back(block);
+    why.push_back(std::move(text));
+  }
+  if (refused != d->refused) {
+    d->refused = std::move(refused);
+    d->refused_why = std::move(why);
+    d->asked.clear();
+    for (size_t k = 0; k < map.blocks.size(); ++k)
+      if (!std::binary_search(d->refused.begin(), d->refused.end(), k))
+        d->asked.push_back(map.blocks[k]);
+    d->absent_points = DescribeAbsent(map, d->refused, d->refused_why);
+  }
+  d->reprobe_at = SteadyClock::now() + options_.absent_reprobe;
+  return core::Status::Ok();
 }
 
 // Runs when a poll is finished (on the link's turn of the event loop). Every
@@ -313,11 +458,16 @@ void Poller::OnPolled(Device* d) {
   d->busy = false;
   if (d->stopped) return;
   Reading reading;
-  const core::Status& st = d->batch.status;
+  const core::Status st =
+      d->batch.blocks.empty()
+          ? d->batch.status
+          : (d->located || !d->map->sunspec_model ? SortBlocks(d) : d->batch.status);
   if (st.ok()) {
     std::vector<std::string> problems;
-    reading = DecodeReading(*d->map, d->batch.data, clock_.Now(), &problems);
+    reading = DecodeReading(*d->map, d->decode_by_block ? d->by_block : d->batch.data, clock_.Now(),
+                            &problems);
     reading.problems = std::move(problems);
+    reading.absent_points = d->absent_points;
     d->failures = 0;
   } else {
     reading.at = clock_.Now();
@@ -327,7 +477,12 @@ void Poller::OnPolled(Device* d) {
     ++d->failures;
     // A refused read may mean the model moved: look for it again. (Links
     // are the connection's business: it drops and reopens them itself.)
-    if (st.code() == core::Status::Code::kFailedPrecondition) d->located = false;
+    if (st.code() == core::Status::Code::kFailedPrecondition) {
+      d->located = false;
+      d->refused.clear();  // the blocks are those of the map found next
+      d->refused_why.clear();
+      d->absent_points.reset();
+    }
   }
   reading.identity = d->identity;
   sink_(d->spec.site, reading);
@@ -396,6 +551,21 @@ void Poller::Stop() {
   for (auto& [site, d] : devices_) d->stopped = true;
   scheduler_->Stop();
   for (auto& [endpoint, c] : links_) c->Shutdown();
+}
+
+void RunCoalesced(asio::io_context& io, std::chrono::microseconds coalesce) {
+  if (coalesce <= std::chrono::microseconds(0)) {
+    io.run();
+    return;
+  }
+  while (!io.stopped()) {
+    if (io.run_one() == 0) return;  // blocks until something is ready; out of work: done
+    const auto woke = SteadyClock::now();
+    io.poll();  // everything else ready now, in the same wake-up
+    // What arrives meanwhile waits in the socket buffers and the timer
+    // queue for the next wake-up; nothing is lost, only handled later.
+    std::this_thread::sleep_until(woke + coalesce);
+  }
 }
 
 }  // namespace sitepower::modbus

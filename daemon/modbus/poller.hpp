@@ -8,6 +8,13 @@
 // themselves. SunSpec maps find the device's model chain first (sunspec.hpp)
 // and cache it, with the device's identity (model 1).
 //
+// A device that refuses some of its map's blocks with exception 01 (illegal
+// function) or 02 (illegal data address) does not have those points: they
+// are absent in its readings (Reading::absent_points names them), the other
+// blocks are delivered, and the refused ones are asked again only every
+// `absent_reprobe`. A device that refuses every block, or fails a block any
+// other way, fails the poll (and a SunSpec device is looked for again).
+//
 // Threading: construct, AddDevice, Start, Stop and SetFastPoll on the
 // io_context's thread (or before it runs). The sink is called on that thread.
 #pragma once
@@ -58,6 +65,15 @@ struct DeviceSpec {
   // "modbus", or a protocol whose links come from Poller::AddProtocol
   // ("ydt1363": ydt1363/ydt_link.hpp; `unit` is then the device's ADR).
   std::string protocol = "modbus";
+  // tcp: requests on the wire at once on this endpoint's connection (0: the
+  // map's max_in_flight). Units sharing an endpoint get the smallest asked.
+  int max_in_flight = 0;
+  // rtu and rtu_over_tcp (rtu_link.hpp RtuOptions), taken from the first
+  // device of a bus: quiet time after a timeout or garbage, and the backoff
+  // (doubling, +-20 % jitter) after an open or connect that failed.
+  core::Millis rtu_settle{50};
+  core::Millis rtu_backoff_min{250};
+  core::Millis rtu_backoff_max{30000};
 
   static DeviceSpec Tcp(core::SiteId site, std::string host, uint16_t port, int unit,
                         std::string map) {
@@ -77,6 +93,9 @@ struct PollerOptions {
   core::Millis timeout{1500};
   int stale_after_missed = 3;
   int mains_fail_confirm = 2;
+  // A block a device refuses with exception 01/02 (it lacks those points) is
+  // not read again until this much later; the rest of the map is polled.
+  core::Millis absent_reprobe{3600000};
 };
 
 struct PollerStats {
@@ -133,6 +152,18 @@ class Poller {
   void StartPoll(Device* d);
   void SubmitPoll(Device* d);
   void OnPolled(Device* d);
+  core::Status SortBlocks(Device* d);
 };
+
+// Runs `io` until it is stopped or out of work, like io.run(), but lets
+// events gather: after each wake-up it handles everything ready, then does
+// not look again before `coalesce` has passed since that wake-up. At
+// thousands of replies a second on as many sockets, io.run() sleeps and
+// wakes once per reply (a context switch and an epoll_wait each); here one
+// wake-up serves every reply of the last `coalesce`, at the price of up to
+// `coalesce` added to when a reply or timer is handled (keep it far below
+// the poll timeout and interval: a few ms). coalesce 0 is io.run().
+// Call it on the io_context's only thread.
+void RunCoalesced(boost::asio::io_context& io, std::chrono::microseconds coalesce);
 
 }  // namespace sitepower::modbus

@@ -281,20 +281,31 @@ std::optional<MainsRule> ParseMains(const YAML::Node& node, core::YamlErrors& er
   } else if (from.IsDefined()) {
     errors.Add(from, "mains.from", "expected an AC voltage point or a list of them");
   }
-  for (const auto& f : rule.from) {
-    if (IsAcVoltagePoint(f))
-      rule.fields.push_back(FieldOf(f));
-    else
-      errors.Add(from, "mains.from",
-                 "'" + f + "' is not an AC voltage point (ac_voltage_v|ac_voltage_l2_v|" +
-                     "ac_voltage_l3_v)");
-  }
-  rule.ok_above_v = mm.Number("ok_above_v", true, 1, 100000).value_or(0);
-  if (auto req = mm.String("require")) {
-    if (*req == "all")
-      rule.require_all = true;
-    else if (*req != "any")
-      errors.Add(mm.Child("require"), "mains.require", "expected any|all");
+  rule.from_current = rule.from.size() == 1 && rule.from.front() == "battery_current_a";
+  if (rule.from_current) {
+    rule.discharging_above_a =
+        mm.Number("discharging_above_a", false, 0, 1000).value_or(rule.discharging_above_a);
+    if (mm.Has("ok_above_v") || mm.Has("require"))
+      errors.Add(node, "mains", "ok_above_v and require are for AC voltages, not the current");
+  } else {
+    for (const auto& f : rule.from) {
+      if (IsAcVoltagePoint(f))
+        rule.fields.push_back(FieldOf(f));
+      else
+        errors.Add(from, "mains.from",
+                   "'" + f + "' is not an AC voltage point (ac_voltage_v|ac_voltage_l2_v|" +
+                       "ac_voltage_l3_v) nor battery_current_a alone");
+    }
+    rule.ok_above_v = mm.Number("ok_above_v", true, 1, 100000).value_or(0);
+    if (auto req = mm.String("require")) {
+      if (*req == "all")
+        rule.require_all = true;
+      else if (*req != "any")
+        errors.Add(mm.Child("require"), "mains.require", "expected any|all");
+    }
+    if (mm.Has("discharging_above_a"))
+      errors.Add(mm.Child("discharging_above_a"), "mains.discharging_above_a",
+                 "only with from: battery_current_a");
   }
   mm.String("note");
   mm.CheckNoUnknownKeys();
@@ -355,7 +366,7 @@ core::Result<RegisterMap> ParseRegisterMap(const std::string& yaml, const std::s
         errors.Add(mains, "mains",
                    "the map has a mains_ok point already: give the point or mains:, not both");
       for (const auto& f : m.mains->from)
-        if (IsAcVoltagePoint(f) && !seen.count(f))
+        if ((IsAcVoltagePoint(f) || m.mains->from_current) && !seen.count(f))
           errors.Add(mains, "mains.from", "'" + f + "' is not one of this map's points");
     }
   }
@@ -459,7 +470,9 @@ Reading DecodeReading(const RegisterMap& map, const std::vector<std::vector<uint
     }
     r.*p.field = PointValue{*v, at, Quality::kGood};
   }
-  if (map.mains) {
+  if (map.mains && map.mains->from_current) {
+    r.mains_lost_above_discharge_a = map.mains->discharging_above_a;
+  } else if (map.mains) {
     int read = 0, up = 0;
     for (PointValue Reading::*phase : map.mains->fields) {
       const PointValue& v = r.*phase;

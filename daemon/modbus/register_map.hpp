@@ -41,6 +41,16 @@ struct Reading {
   // Who the device says it is (SunSpec common model 1: "manufacturer model
   // version serial"), once discovery read it; null for maps without it.
   std::shared_ptr<const std::string> identity;
+  // Set: the map's `mains:` rule takes mains from the battery current, and
+  // mains_ok is not read. A battery discharging more than this many A carries
+  // the load (mains lost); less means mains (or a generator) carries it.
+  // Without a good battery_current_a, mains is unknown.
+  std::optional<double> mains_lost_above_discharge_a;
+  // Points this device does not have: the blocks it refused with exception
+  // 01 or 02 ("battery_temp_c, lvd_v (fc 3 register 40200+2: exception 0x02
+  // (illegal data address))"); null when it has every point of its map. The
+  // poller hands every reading the same pointer until that changes.
+  std::shared_ptr<const std::string> absent_points;
 };
 
 enum class ValueType { kU16, kS16, kU32, kS32, kF32, kBit };
@@ -72,15 +82,21 @@ struct PointSpec {
   int Words() const;  // registers the value spans (2 for 32-bit types)
 };
 
-// mains_ok derived from AC input voltage points: a phase is up when its
-// voltage is above ok_above_v; mains is ok when any phase is up (require_all:
-// every phase that was read). Phases that were not read are left out; with
-// none read, mains_ok is absent.
+// How a map without a mains_ok point shows mains. Either from AC input
+// voltage points: a phase is up when its voltage is above ok_above_v; mains
+// is ok when any phase is up (require_all: every phase that was read).
+// Phases that were not read are left out; with none read, mains_ok is absent.
+// Or (from: battery_current_a) from the current's direction: DecodeReading
+// leaves mains_ok absent and sets Reading::mains_lost_above_discharge_a, and
+// the site's tracker (site_state.hpp) takes a battery discharging more than
+// discharging_above_a as mains lost. A map with neither shows mains unknown.
 struct MainsRule {
   std::vector<std::string> from;              // ac_voltage_v, ac_voltage_l2_v, ac_voltage_l3_v
   std::vector<PointValue Reading::*> fields;  // the same, as Reading members
   double ok_above_v = 0;
   bool require_all = false;
+  bool from_current = false;  // from: battery_current_a (fields empty)
+  double discharging_above_a = 1.0;
   int line = 0;
 };
 

@@ -95,8 +95,9 @@ TEST(RegisterMapTest, SunSpecScaleFactorsAndSentinels) {
   Reading r = DecodeReading(*m, data, core::TimePoint{}, nullptr);
   EXPECT_NEAR(r.battery_voltage_v.value, 48.12, 1e-9);
   EXPECT_NEAR(r.battery_current_a.value, 51.2, 1e-9);
-  EXPECT_EQ(r.soc_pct.quality, Quality::kAbsent);  // its scale factor is a sentinel
-  EXPECT_EQ(r.mains_ok.value, 0);
+  EXPECT_EQ(r.soc_pct.quality, Quality::kAbsent);   // its scale factor is a sentinel
+  EXPECT_EQ(r.mains_ok.quality, Quality::kAbsent);  // standard 802: no mains point
+  EXPECT_EQ(r.mains_lost_above_discharge_a, 1.0);   // the map's rule: from the current
 }
 
 TEST(RegisterMapTest, BadMapsNameFileLineAndKey) {
@@ -335,15 +336,74 @@ TEST(RegisterMapTest, NewKeysRejectBadInputWithFileLine) {
 TEST(RegisterMapTest, BuiltinVendorMapsLoad) {
   auto reg = MapRegistry::Load("");
   ASSERT_TRUE(reg.ok()) << reg.status().ToString();
-  for (const char* name :
-       {"sunspec-802", "cordex-cxc-hp-lds", "huawei-esm-48150b1", "victron-gx-system"})
+  for (const char* name : {"sunspec-802", "sunspec-802-plant", "cordex-cxc-hp-lds",
+                           "huawei-esm-48150b1", "victron-gx-system"})
     EXPECT_NE(reg->Find(name), nullptr) << name;
+  // The built-in SunSpec map reads only what model 802 defines: one holding
+  // block inside the model (40081..40133), mains by the current's direction.
+  const RegisterMap* sunspec = reg->Find("sunspec-802");
+  ASSERT_NE(sunspec, nullptr);
+  ASSERT_EQ(sunspec->blocks.size(), 1u);
+  EXPECT_EQ(sunspec->blocks[0].fc, Function::kReadHoldingRegisters);
+  EXPECT_GE(sunspec->blocks[0].address, 40072);
+  EXPECT_LE(sunspec->blocks[0].address + sunspec->blocks[0].count, 40134);
+  ASSERT_TRUE(sunspec->mains.has_value());
+  EXPECT_TRUE(sunspec->mains->from_current);
+  EXPECT_DOUBLE_EQ(sunspec->mains->discharging_above_a, 1.0);
   const RegisterMap* cordex = reg->Find("cordex-cxc-hp-lds");
   ASSERT_NE(cordex, nullptr);
   ASSERT_TRUE(cordex->mains.has_value());
   EXPECT_EQ(cordex->points[0].address, 2);  // 30003 with address_base modicon
   ASSERT_EQ(cordex->blocks.size(), 1u);     // one FC04 read, 30003..30032
   EXPECT_EQ(cordex->blocks[0].count, 30);
+}
+
+TEST(RegisterMapTest, MainsFromTheBatteryCurrent) {
+  const std::string head = R"(name: t
+points:
+  - {name: battery_current_a, fc: 3, address: 10, type: s16, scale: 0.1}
+  - {name: ac_voltage_v, fc: 3, address: 11, type: u16}
+)";
+  auto m = ParseRegisterMap(head + "mains: {from: battery_current_a, discharging_above_a: 2.5}\n",
+                            "t.yaml");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_TRUE(m->mains && m->mains->from_current);
+  Reading r = DecodeReading(*m, {{400, 2300}}, core::TimePoint{}, nullptr);
+  EXPECT_EQ(r.mains_ok.quality, Quality::kAbsent);  // the tracker decides, from the current
+  EXPECT_EQ(r.mains_lost_above_discharge_a, 2.5);
+  EXPECT_NEAR(r.battery_current_a.value, 40.0, 1e-9);
+  // A map with an AC voltage rule, or none, does not take mains from the current.
+  auto ac = ParseRegisterMap(head + "mains: {from: ac_voltage_v, ok_above_v: 150}\n", "t.yaml");
+  ASSERT_TRUE(ac.ok()) << ac.status().ToString();
+  EXPECT_FALSE(DecodeReading(*ac, {{400, 2300}}, core::TimePoint{}, nullptr)
+                   .mains_lost_above_discharge_a.has_value());
+  struct Bad {
+    const char* mains;
+    const char* error;
+  } bad[] = {
+      {"mains: {from: battery_current_a, ok_above_v: 150}\n", "not the current"},
+      {"mains: {from: [battery_current_a, ac_voltage_v], ok_above_v: 150}\n",
+       "nor battery_current_a alone"},
+      {"mains: {from: ac_voltage_v, ok_above_v: 150, discharging_above_a: 1}\n",
+       "only with from: battery_current_a"},
+      {"mains: {from: battery_current_a, discharging_above_a: -1}\n", "discharging_above_a"},
+  };
+  for (const Bad& b : bad) {
+    auto e = ParseRegisterMap(head + b.mains, "t.yaml");
+    ASSERT_FALSE(e.ok()) << b.mains;
+    EXPECT_NE(e.status().message().find(b.error), std::string::npos)
+        << b.mains << " -> " << e.status().message();
+  }
+  auto missing = ParseRegisterMap(R"(name: t
+points:
+  - {name: soc_pct, fc: 3, address: 10, type: u16}
+mains: {from: battery_current_a}
+)",
+                                  "t.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("'battery_current_a' is not one of this map's points"),
+            std::string::npos)
+      << missing.status().message();
 }
 
 }  // namespace

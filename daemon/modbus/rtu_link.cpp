@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +16,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 
 #include "modbus/rtu_codec.hpp"
 #include "modbus/schedule.hpp"
@@ -77,6 +80,13 @@ class RtuLink::SerialStream final : public RtuLink::Stream {
     error_code ec;
     port_.open(line_.device, ec);
     if (ec) return core::Status::Unavailable("open " + line_.device + ": " + ec.message());
+    // Exclusive: a second opener (another poller, a stray minicom) gets EBUSY
+    // instead of interleaving its frames with ours on the same wire.
+    if (::ioctl(port_.native_handle(), TIOCEXCL) != 0) {
+      const std::string why = std::strerror(errno);
+      Close();
+      return core::Status::Unavailable("lock " + line_.device + " (TIOCEXCL): " + why);
+    }
     const auto parity = line_.parity == 'E'   ? base::parity::even
                         : line_.parity == 'O' ? base::parity::odd
                                               : base::parity::none;
@@ -552,6 +562,9 @@ std::shared_ptr<Link> MakeRtuLink(asio::any_io_executor ex, const DeviceSpec& sp
                                   core::Millis connect_timeout) {
   RtuOptions options;
   options.connect_timeout = connect_timeout;
+  options.settle = spec.rtu_settle;
+  options.reopen_min = spec.rtu_backoff_min;
+  options.reopen_max = std::max(spec.rtu_backoff_max, spec.rtu_backoff_min);
   if (spec.transport == Transport::kRtuSerial) return RtuLink::Serial(ex, spec.serial, options);
   return RtuLink::OverTcp(ex, spec.host, spec.port, spec.serial, options);
 }

@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -36,6 +37,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -478,6 +480,16 @@ TEST(RtuSerialTest, ReadsSeveralUnitsOnOneBus) {
   EXPECT_NE(refused.status().message().find("unit 1 fc 3 register 190+20: exception 0x02"),
             std::string::npos)
       << refused.status().message();
+  {
+    // The line is ours alone (TIOCEXCL): a second opener would get EBUSY
+    // (root excepted, so ask the tty for the flag instead).
+    int fd = ::open(bus.line().device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    int exclusive = 0;
+    ASSERT_EQ(::ioctl(fd, TIOCGEXCL, &exclusive), 0) << std::strerror(errno);
+    EXPECT_EQ(exclusive, 1);
+    ::close(fd);
+  }
   auto broadcast = ReadOnce(io, link, 0, kTwoRegs, milliseconds(500));
   EXPECT_EQ(broadcast.status().code(), core::Status::Code::kInvalidArgument);
   Finish(io, *link);
@@ -814,7 +826,7 @@ TEST(RtuSerialTest, ShutdownFailsQueuedAndLaterRequests) {
 
 // --- the poller over a serial bus -----------------------------------------------
 
-// The sunspec-802 layout (config/maps/sunspec-802.yaml) at 40000.
+// The sunspec-802-plant layout (config/maps/sunspec-802-plant.yaml) at 40000.
 void SunSpec802(modbus_mapping_t* m, double voltage_v, double current_a, double soc_pct,
                 bool mains_ok) {
   auto h = [m](int addr, uint16_t v) { m->tab_registers[addr - 40000] = v; };
@@ -850,6 +862,19 @@ TEST(RtuSerialTest, PollerEndToEndOnASerialBus) {
       1, [](modbus_mapping_t* m) { SunSpec802(m, 48.12, 51.2, 77, false); }, 40000, 300, 3));
   ASSERT_TRUE(bus.AddUnit(
       2, [](modbus_mapping_t* m) { SunSpec802(m, 53.5, -3.0, 100, true); }, 40000, 300, 3));
+  ASSERT_TRUE(bus.AddUnit(
+      5,
+      [](modbus_mapping_t* m) {
+        // The chain only: 40000-40135, no discrete inputs.
+        std::vector<uint16_t> all(300);
+        uint8_t bits[3] = {};
+        modbus_mapping_t full = *m;
+        full.tab_registers = all.data();
+        full.tab_input_bits = bits;
+        SunSpec802(&full, 52.0, 20.0, 90, true);
+        std::copy(all.begin(), all.begin() + 136, m->tab_registers);
+      },
+      40000, 136, 0));
   bus.Start();
   auto maps = MapRegistry::Load("");
   ASSERT_TRUE(maps.ok()) << maps.status().ToString();
@@ -868,9 +893,13 @@ TEST(RtuSerialTest, PollerEndToEndOnASerialBus) {
     d.unit = unit;
     d.transport = Transport::kRtuSerial;
     d.serial = bus.line();
+    d.map = "sunspec-802-plant";
     return d;
   };
   ASSERT_TRUE(poller.AddDevice(spec("S1", 1)).ok());
+  // A standard SunSpec device on the same bus, polled with the plant map: it
+  // refuses the extension (exception 02), the 802 block is delivered.
+  ASSERT_TRUE(poller.AddDevice(spec("S5", 5)).ok());
   ASSERT_TRUE(poller.AddDevice(spec("S2", 2)).ok());
   ASSERT_TRUE(poller.AddDevice(spec("S9", 9)).ok());  // nobody answers as unit 9
   DeviceSpec odd = spec("S3", 3);
@@ -891,7 +920,8 @@ TEST(RtuSerialTest, PollerEndToEndOnASerialBus) {
   poller.Start();
   io.restart();
   const auto give_up = Clock::now() + std::chrono::seconds(20);
-  while ((count("S1", true) < 3 || count("S2", true) < 3 || count("S9", false) < 1) &&
+  while ((count("S1", true) < 3 || count("S2", true) < 3 || count("S5", true) < 3 ||
+          count("S9", false) < 1) &&
          Clock::now() < give_up)
     io.run_one_for(milliseconds(50));
   poller.Stop();
@@ -899,8 +929,17 @@ TEST(RtuSerialTest, PollerEndToEndOnASerialBus) {
   io.run();
   EXPECT_GE(count("S1", true), 3);
   EXPECT_GE(count("S2", true), 3);
-  for (const char* site : {"S1", "S2"})
+  for (const char* site : {"S1", "S2", "S5"})
     for (const auto& r : got[site]) EXPECT_TRUE(r.poll_ok) << site << ": " << r.error;
+  for (const auto& r : got["S5"]) {
+    EXPECT_NEAR(r.battery_voltage_v.value, 52.0, 1e-6);
+    EXPECT_NEAR(r.battery_current_a.value, 20.0, 1e-6);
+    EXPECT_EQ(r.mains_ok.quality, Quality::kAbsent);
+    EXPECT_EQ(r.battery_temp_c.quality, Quality::kAbsent);
+    ASSERT_TRUE(r.absent_points);
+    EXPECT_NE(r.absent_points->find("mains_ok"), std::string::npos) << *r.absent_points;
+    EXPECT_NE(r.absent_points->find("exception 0x02"), std::string::npos) << *r.absent_points;
+  }
   EXPECT_GE(count("S9", false), 1);
   for (const auto& r : got["S1"]) {
     if (!r.poll_ok) continue;

@@ -27,28 +27,33 @@ std::vector<SiteEvent> SiteStateTracker::Feed(const Reading& r) {
     ev.push_back({SiteEvent::Kind::kFresh, r.at, ""});
   }
   have_data_ = true;
-  // Mains: the controller's AC-input point, or if it has none, the battery
-  // current (discharging means the rectifiers are not carrying the load).
+  // Mains: the controller's AC-input point (or the map's AC-voltage rule),
+  // or, where the map's rule says so, the battery current (discharging means
+  // the rectifiers are not carrying the load). Neither: mains is unknown.
+  const double above_a = r.mains_lost_above_discharge_a.value_or(kDischargeThresholdA);
   std::optional<bool> mains_ok;
   if (r.battery_current_a.quality == Quality::kGood)
-    discharging_ = r.battery_current_a.value >= kDischargeThresholdA;
+    discharging_ = r.battery_current_a.value > above_a;
   mains_from_current_ = false;
   if (r.mains_ok.quality == Quality::kGood) {
     mains_ok = r.mains_ok.value >= 0.5;
-  } else if (r.battery_current_a.quality == Quality::kGood) {
+  } else if (r.mains_lost_above_discharge_a && r.battery_current_a.quality == Quality::kGood) {
     mains_from_current_ = true;
     // During an outage with a generator on site, charging cannot tell mains
     // from the generator: mains stay lost until the generator leaves.
     const bool generator_there = mains_failed_ && (generator_ || generator_reported_);
-    // Only a charging battery shows mains back: a battery that stopped
-    // discharging because its low-voltage disconnect opened (or the
-    // controller reads no current) is a site off air, not mains returning.
-    const bool charging = r.battery_current_a.value <= -kDischargeThresholdA;
+    // After a failure only a charging battery shows mains back: a battery
+    // that stopped discharging because its low-voltage disconnect opened (or
+    // reads no current) is a site off air, not mains returning. Before one,
+    // an idle battery on float is a site on mains.
+    const bool charging = r.battery_current_a.value <= -above_a;
     if (discharging_)
       mains_ok = false;
-    else if (charging && !generator_there)
+    else if (!mains_failed_ || (charging && !generator_there))
       mains_ok = true;
   }
+  // Known: this reading told (or, with a generator there, kept) the mains state.
+  mains_known_ = mains_ok.has_value() || mains_from_current_;
   if (mains_ok) {
     bool says_failed = !*mains_ok;
     if (says_failed != mains_failed_) {
@@ -90,6 +95,8 @@ core::PowerState SiteStateTracker::state() const {
   if (mains_failed_ && generator_reported_ && mains_from_current_ && !discharging_)
     return core::PowerState::kOnGenerator;
   if (mains_failed_) return core::PowerState::kOnBattery;
+  // Nothing in the last reading shows mains: unknown, never taken as healthy.
+  if (!mains_known_) return core::PowerState::kUnknown;
   return core::PowerState::kOnMains;
 }
 

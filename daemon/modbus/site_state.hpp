@@ -34,9 +34,11 @@ class SiteStateTracker {
   // Events caused by this reading, in order. The mains-failure time is that of
   // the first of the confirming reads.
   std::vector<SiteEvent> Feed(const Reading& r);
+  // state(): kUnknown until a reading shows mains, and again while the last
+  // good reading did not show it (mains is never assumed healthy).
   // A generator the controller cannot show: a crew reported it running (on
   // until the task is released). A controller without a mains point shows
-  // mains only through the battery current; while a generator is there, a
+  // mains only through the battery current (the map's mains rule); while a generator is there, a
   // battery that stops discharging is the generator's doing, not mains.
   void SetGeneratorReported(bool on) { generator_reported_ = on; }
   core::PowerState state() const;
@@ -53,6 +55,7 @@ class SiteStateTracker {
   bool generator_ = false, lvd_open_ = false;
   bool generator_reported_ = false;
   bool mains_from_current_ = false;  // the last mains reading came from the current
+  bool mains_known_ = false;         // the last good reading showed mains (or kept it)
   bool discharging_ = false;
 };
 

@@ -66,6 +66,7 @@ TEST(SiteStateTest, GeneratorAndMainsFromCurrentWhenNoMainsPoint) {
   r.at = At(0);
   r.poll_ok = true;
   r.battery_current_a = {40, At(0), Quality::kGood};  // discharging
+  r.mains_lost_above_discharge_a = 1.0;               // the map's rule
   auto ev = t.Feed(r);
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsFailed);
@@ -82,6 +83,7 @@ TEST(SiteStateTest, WithoutAMainsPointAReportedGeneratorIsNotTakenForMains) {
     r.at = At(s);
     r.poll_ok = true;
     r.battery_current_a = {a, At(s), Quality::kGood};
+    r.mains_lost_above_discharge_a = 1.0;
     return r;
   };
   t.Feed(current(0, 40));
@@ -104,6 +106,36 @@ TEST(SiteStateTest, WithoutAMainsPointAReportedGeneratorIsNotTakenForMains) {
   EXPECT_EQ(t.state(), core::PowerState::kOnMains);
 }
 
+// A standard SunSpec 802 battery: no mains point; mains only by the map's rule.
+TEST(SiteStateTest, MainsIsUnknownUnlessAPointOrTheMapsRuleShowsIt) {
+  SiteStateTracker t(1, 3);
+  Reading r;
+  r.at = At(0);
+  r.poll_ok = true;
+  r.battery_voltage_v = {53.5, At(0), Quality::kGood};
+  r.battery_current_a = {-2, At(0), Quality::kGood};  // charging, but no rule says what that means
+  EXPECT_TRUE(t.Feed(r).empty());
+  EXPECT_EQ(t.state(), core::PowerState::kUnknown);  // not "on mains"
+  r.at = At(10);
+  r.mains_lost_above_discharge_a = 1.0;  // the rule: not discharging = mains there
+  EXPECT_TRUE(t.Feed(r).empty());
+  EXPECT_EQ(t.state(), core::PowerState::kOnMains);
+  r.at = At(20);
+  r.battery_current_a = {};  // the current is absent now: mains unknown again
+  EXPECT_TRUE(t.Feed(r).empty());
+  EXPECT_EQ(t.state(), core::PowerState::kUnknown);
+  r.at = At(30);
+  r.battery_current_a = {0.5, At(30), Quality::kGood};  // below the rule's 1 A
+  EXPECT_TRUE(t.Feed(r).empty());
+  EXPECT_EQ(t.state(), core::PowerState::kOnMains);
+  r.at = At(40);
+  r.mains_lost_above_discharge_a = 0.2;  // a map with a lower threshold
+  auto ev = t.Feed(r);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsFailed);
+  EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
+}
+
 TEST(SiteStateTest, WithoutAMainsPointAnEmptyBatteryIsNotMainsBack) {
   // The battery reaches its low-voltage disconnect: the load is cut and the
   // current reads zero. That site is off air and still needs a generator;
@@ -114,6 +146,7 @@ TEST(SiteStateTest, WithoutAMainsPointAnEmptyBatteryIsNotMainsBack) {
     r.at = At(s);
     r.poll_ok = true;
     r.battery_current_a = {a, At(s), Quality::kGood};
+    r.mains_lost_above_discharge_a = 1.0;  // the map's rule: mains from the current
     return r;
   };
   t.Feed(current(0, 40));

@@ -102,7 +102,7 @@ TEST(SunSpecWalkerTest, BrokenChainsFail) {
 TEST(SunSpecRelocateTest, MovesModelPointsOnlyAndChecksLength) {
   auto maps = MapRegistry::Load("");
   ASSERT_TRUE(maps.ok()) << maps.status().ToString();
-  const RegisterMap* m = maps->Find("sunspec-802");
+  const RegisterMap* m = maps->Find("sunspec-802-plant");
   ASSERT_NE(m, nullptr);
   SunSpecChain chain{0, {{1, 2, 66}, {802, 70, 62}}};
   auto moved = RelocateToChain(*m, chain);
@@ -221,7 +221,8 @@ TEST(SunSpecPollerTest, ReadsDevicesWhoseChainIsElsewhere) {
     Poller poller(io, clock, *maps, opts,
                   [&got](const core::SiteId&, const Reading& r) { got.push_back(r); });
     ASSERT_TRUE(
-        poller.AddDevice(DeviceSpec::Tcp("S", "127.0.0.1", server.port(), 1, "sunspec-802")).ok());
+        poller.AddDevice(DeviceSpec::Tcp("S", "127.0.0.1", server.port(), 1, "sunspec-802-plant"))
+            .ok());
     poller.Start();
     while (got.size() < 2) io.run_one();
     poller.Stop();

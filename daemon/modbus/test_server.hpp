@@ -22,13 +22,15 @@ namespace sitepower::modbus::testing {
 
 class TestServer {
  public:
-  // Holding registers [reg_start, reg_start + reg_count), 8 discrete inputs;
-  // `init` fills them (every register starts at its own address & 0xFFFF).
+  // Holding registers [reg_start, reg_start + reg_count), `input_bits`
+  // discrete inputs from 0; `init` fills them (every register starts at its
+  // own address & 0xFFFF). Anything else is answered as libmodbus does:
+  // exception 02 for an address outside these, 01 for a function it lacks.
   TestServer(int reg_start, int reg_count, const std::function<void(modbus_mapping_t*)>& init,
-             std::set<int> mute = {})
+             std::set<int> mute = {}, int input_bits = 8)
       : mute_(std::move(mute)) {
     ctx_ = modbus_new_tcp("127.0.0.1", 0);
-    map_ = modbus_mapping_new_start_address(0, 0, 0, 8, reg_start, reg_count, 0, 0);
+    map_ = modbus_mapping_new_start_address(0, 0, 0, input_bits, reg_start, reg_count, 0, 0);
     for (int i = 0; i < reg_count; ++i)
       map_->tab_registers[i] = static_cast<uint16_t>((reg_start + i) & 0xFFFF);
     if (init) init(map_);

@@ -8,6 +8,7 @@ namespace {
 constexpr std::string_view kMagic = "SPREC1\n";
 constexpr double kScale[4] = {100, 10, 10, 10};         // V, A, T, SoC
 constexpr double kLimit[4] = {1000, 100000, 200, 100};  // |value| a real controller can show
+constexpr uint8_t kFailedFlag = 0x01;                   // flags bit 0: the poll failed
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -76,7 +77,11 @@ void Writer::Add(const Sample& s, std::string* out) {
     if (*nums[k] && std::isfinite(**nums[k]) && std::abs(**nums[k]) <= kLimit[k])
       present |= static_cast<uint8_t>(1u << k);
   const std::optional<bool>* bits[3] = {&s.mains_ok, &s.generator_running, &s.lvd_open};
-  for (int k = 0; k < 3; ++k)
+  if (s.poll_failed) {
+    present = 0;  // a failed poll has no values
+    flags = kFailedFlag;
+  }
+  for (int k = 0; k < 3 && !s.poll_failed; ++k)
     if (*bits[k]) {
       present |= static_cast<uint8_t>(1u << (4 + k));
       if (**bits[k]) flags |= static_cast<uint8_t>(1u << (4 + k));
@@ -121,6 +126,7 @@ Parsed Parse(std::string_view bytes) {
         return fail(start, "sample for site #" + std::to_string(index) + ", only " +
                                std::to_string(sites.size()) + " defined");
       if (present & 0x80) return fail(start, "unknown value bit in sample");
+      if ((flags & kFailedFlag) && present) return fail(start, "failed poll with values");
       Sample s;
       s.site = sites[index];
       int64_t delta = Unzig(dt);
@@ -128,6 +134,7 @@ Parsed Parse(std::string_view bytes) {
         return fail(start, "time step out of range");
       t += delta;
       s.t_ms = t;
+      s.poll_failed = flags & kFailedFlag;
       std::optional<double>* nums[4] = {&s.voltage_v, &s.current_a, &s.temp_c, &s.soc_pct};
       for (int k = 0; k < 4; ++k) {
         if (!(present & (1u << k))) continue;

@@ -7,9 +7,11 @@
 // zigzag-varint milliseconds since the previous sample (the first since the
 // epoch), a byte of which values are present (bit 0 voltage, 1 current, 2
 // temperature, 3 SoC, 4 mains, 5 generator, 6 LVD open), a byte with the
-// three flags' values (bits 4-6), then each present number as a zigzag varint
-// of voltage x100, current x10 (+ = discharging), temperature x10, SoC x10.
-// About 14 bytes a sample.
+// three flags' values (bits 4-6) and bit 0 set for a poll that failed, then
+// each present number as a zigzag varint of voltage x100, current x10 (+ =
+// discharging), temperature x10, SoC x10. About 14 bytes a sample; a failed
+// poll is a sample with no values and bit 0 (about 6 bytes), so a replay knows the
+// holes exactly. (A reader that predates bit 0 sees a sample with no values.)
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,7 @@ struct Sample {
   std::string site;
   std::optional<double> voltage_v, current_a, temp_c, soc_pct;
   std::optional<bool> mains_ok, generator_running, lvd_open;
+  bool poll_failed = false;  // the poll at t_ms failed (timeout, refusal...): no values
 };
 
 // Appends to `out` (a byte string the caller writes to a file).

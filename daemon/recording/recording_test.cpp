@@ -93,5 +93,37 @@ TEST(RecordingTest, DamageIsReportedWithItsOffset) {
   EXPECT_NE(Parse(undefined).error.find("site #5, only 1 defined"), std::string::npos);
 }
 
+TEST(RecordingTest, FailedPollsAreRecordedAsHolesWithoutValues) {
+  Writer w;
+  std::string bytes;
+  w.Add(S("WZ-01", 1000, 49.9, 40), &bytes);
+  Sample hole;
+  hole.site = "WZ-01";
+  hole.t_ms = 4000;
+  hole.voltage_v = 12;  // a failed poll carries no values, whatever it is given
+  hole.mains_ok = true;
+  hole.poll_failed = true;
+  const size_t before = bytes.size();
+  w.Add(hole, &bytes);
+  EXPECT_LE(bytes.size() - before, 6u);  // D, site, a 2-byte time step, present, flags
+  w.Add(S("WZ-01", 7000, 49.8, 40), &bytes);
+  Parsed p = Parse(bytes);
+  ASSERT_TRUE(p.error.empty()) << p.error;
+  ASSERT_EQ(p.samples.size(), 3u);
+  EXPECT_FALSE(p.samples[0].poll_failed);
+  EXPECT_TRUE(p.samples[1].poll_failed);
+  EXPECT_EQ(p.samples[1].t_ms, 4000);
+  EXPECT_FALSE(p.samples[1].voltage_v.has_value());
+  EXPECT_FALSE(p.samples[1].mains_ok.has_value());
+  EXPECT_FALSE(p.samples[2].poll_failed);
+  EXPECT_NEAR(*p.samples[2].voltage_v, 49.8, 1e-9);
+  // A failed-poll record that claims values is damage, not a sample.
+  std::string bad = bytes.substr(0, before);
+  bad += std::string("D\x00\x06\x01\x01", 5) + "\x02";
+  Parsed q = Parse(bad);
+  EXPECT_NE(q.error.find("failed poll with values"), std::string::npos) << q.error;
+  EXPECT_EQ(q.samples.size(), 1u);
+}
+
 }  // namespace
 }  // namespace sitepower::recording

@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
       << 111.8 + 0.01 * (i / 10) << "], tier: " << (i % 7 == 0 ? "vip" : "standard")
       << ", load_w: 2000,\n     battery: {chemistry: vrla, cells: 24, capacity_ah: 300, "
          "end_v_per_cell: 1.80},\n     controller: {host: 127.0.0.1, port: "
-      << farm.port(index[i]) << ", unit: 1, map: sunspec-802}}\n";
+      << farm.port(index[i]) << ", unit: 1, map: sunspec-802-plant}}\n";
   y << "crews:\n";
   for (int c = 0; c < crews; ++c)
     y << "  - {id: C" << c << ", location: [" << 38.85 + 0.0002 * (c % 500) << ", "

@@ -24,7 +24,8 @@ using modbus::Function;
 namespace {
 
 constexpr uint16_t kBase = 40000;
-constexpr uint16_t kSize = 210;  // 40000..40209
+constexpr uint16_t kSize = 210;          // 40000..40209
+constexpr uint16_t kStandardSize = 136;  // 40000..40135: chain, model 1, model 802, end
 
 // The register image every unit shows (values vary a little per unit).
 std::array<uint16_t, kSize> Image(int unit) {
@@ -102,6 +103,14 @@ struct Farm::Impl : std::enable_shared_from_this<Farm::Impl> {
       }
       case UnitFault::kNone:
         break;
+    }
+    if (!options.plant_extension) {
+      // A standard SunSpec 802 device: holding registers only, the chain only.
+      if (q.function != 3)
+        return modbus::EncodeException(q.transaction_id, q.unit, q.function, 0x01);
+      if (q.count == 0 || q.count > 125 || q.address < kBase ||
+          q.address + q.count > kBase + kStandardSize)
+        return modbus::EncodeException(q.transaction_id, q.unit, q.function, 0x02);
     }
     if (q.function == 2 || q.function == 1) {
       if (q.count == 0 || q.count > 2000)

@@ -2,9 +2,12 @@
 // many unit ids behind each TCP port (as behind a gateway), each answering
 // after a configurable latency, a configurable share of them faulty (no
 // answer, an exception, a malformed reply). One Asio event loop, no thread per
-// connection: scales to 100,000 units. Each unit shows the SunSpec layout of
-// config/maps/sunspec-802.yaml ("SunS" at 40000, model 1, model 802, the
-// vendor extension at 40200) and mains/generator/LVD as discrete inputs 0-2.
+// connection: scales to 100,000 units. Each unit is a standard SunSpec 802
+// device ("SunS" at 40000, model 1, model 802, the end marker: holding
+// registers 40000-40135; other addresses answer exception 02, other function
+// codes exception 01), or with plant_extension the layout of
+// config/maps/sunspec-802-plant.yaml (the vendor extension at 40200-40201 and
+// mains/generator/LVD as discrete inputs 0-2).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -24,9 +27,10 @@ struct FarmOptions {
   uint16_t first_port = 0;  // 0: any free ports
   int ports = 1;
   int units_per_port = 1;
-  int latency_ms = 0;          // per request, like a slow RTU line behind a gateway
-  double faulty_fraction = 0;  // share of units that misbehave
-  uint64_t seed = 1;           // which units are faulty and how
+  int latency_ms = 0;            // per request, like a slow RTU line behind a gateway
+  double faulty_fraction = 0;    // share of units that misbehave
+  uint64_t seed = 1;             // which units are faulty and how
+  bool plant_extension = false;  // serve the sunspec-802-plant extension too
 };
 
 enum class UnitFault { kNone, kSilent, kException, kMalformed };

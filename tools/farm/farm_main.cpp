@@ -1,7 +1,9 @@
 // sitepower-farm: simulated controllers for benchmarks, run on their own so a
 // poller (sitepower-pollbench, or anybody's) can be measured from outside.
 //   sitepower-farm --ports 15000-15099 --units-per-port 100 [--latency-ms 50]
-//                  [--faulty-pct 20] [--seed N] [--threads N]
+//                  [--faulty-pct 20] [--seed N] [--threads N] [--plant 0|1]
+// --plant 1 serves the sunspec-802-plant extension; by default every unit is
+// a standard SunSpec 802 device (map sunspec-802).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
@@ -33,12 +35,14 @@ int main(int argc, char** argv) {
       o.faulty_fraction = std::atof(v.c_str()) / 100;
     } else if (a == "--seed") {
       o.seed = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (a == "--plant") {
+      o.plant_extension = v == "1";
     } else if (a == "--threads") {
       threads = std::max(1, std::atoi(v.c_str()));
     } else {
       std::fprintf(stderr,
                    "usage: sitepower-farm --ports P1-P2 --units-per-port U [--latency-ms L] "
-                   "[--faulty-pct F] [--seed N] [--threads N]\n");
+                   "[--faulty-pct F] [--seed N] [--threads N] [--plant 0|1]\n");
       return 2;
     }
   }

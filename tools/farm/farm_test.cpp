@@ -39,10 +39,34 @@ class FarmTest : public ::testing::Test {
   std::thread thread_;
 };
 
+TEST_F(FarmTest, AStandardDeviceServesTheSunSpecChainOnly) {
+  FarmOptions o;
+  o.ports = 1;
+  o.units_per_port = 2;
+  Run(o);
+  modbus_t* c = Client(0, 2);
+  uint16_t r[64];
+  ASSERT_EQ(modbus_read_registers(c, 40070, 64, r), 64) << modbus_strerror(errno);
+  EXPECT_EQ(r[0], 802);
+  EXPECT_EQ(r[34], 5350 + 2);  // 40104
+  ASSERT_EQ(modbus_read_registers(c, 40134, 2, r), 2);
+  EXPECT_EQ(r[0], 0xFFFF);                               // end of the chain
+  EXPECT_EQ(modbus_read_registers(c, 40200, 2, r), -1);  // no vendor extension
+  EXPECT_EQ(errno, EMBXILADD);
+  EXPECT_EQ(modbus_read_registers(c, 40134, 3, r), -1);  // runs past the end
+  EXPECT_EQ(errno, EMBXILADD);
+  uint8_t bits[3];
+  EXPECT_EQ(modbus_read_input_bits(c, 0, 3, bits), -1);  // no discrete inputs at all
+  EXPECT_EQ(errno, EMBXILFUN);
+  modbus_close(c);
+  modbus_free(c);
+}
+
 TEST_F(FarmTest, AnswersLikeASunSpecController) {
   FarmOptions o;
   o.ports = 2;
   o.units_per_port = 3;
+  o.plant_extension = true;
   Run(o);
   for (int p = 0; p < 2; ++p)
     for (int u = 1; u <= 3; ++u) {

@@ -8,11 +8,13 @@
 //
 //   sitepower-pollbench [--farm HOST:PORT-PORT | --ports N] [--units-per-port U]
 //       [--latency-ms L] [--faulty-pct F] [--map sunspec-802] [--interval-s S]
-//       [--in-flight N] [--seconds T] [--json]
+//       [--in-flight N] [--coalesce-ms C] [--seconds T] [--json]
 // Without --farm it runs its own farm (tools/farm) on a second thread.
 // --interval-s 0 polls every site back to back (every site always in
 // flight); --in-flight N is the gateway's pipelining depth (default: the
-// map's max_in_flight).
+// map's max_in_flight); --coalesce-ms C runs the poller's event loop with
+// modbus::RunCoalesced (one wake-up for the events of C ms; default 5, as
+// sitepowerd with poll.coalesce_ms: 5; 0: io.run()).
 #include <modbus/modbus.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -47,6 +49,22 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
 }
 
+// A JSON number, or null for a figure that could not be measured (NaN,
+// infinity): never `nan`, which is not JSON.
+std::string Json(double v, int decimals) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+double ProcessCpuSeconds() {  // user + system, every thread
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 double Quantile(std::vector<double>& v, double q) {
   if (v.empty()) return NAN;
   size_t k = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
@@ -59,7 +77,7 @@ int Usage() {
       stderr,
       "usage: sitepower-pollbench [--farm HOST:PORT-PORT | --ports N] [--units-per-port U]\n"
       "         [--latency-ms L] [--faulty-pct F] [--map NAME] [--interval-s S]\n"
-      "         [--in-flight N] [--seconds T] [--json]\n");
+      "         [--in-flight N] [--coalesce-ms C] [--seconds T] [--json]\n");
   return 2;
 }
 
@@ -68,7 +86,7 @@ int Usage() {
 int main(int argc, char** argv) {
   std::string farm_spec, map_name = "sunspec-802";
   int ports = 10, units = 100, latency_ms = 50, in_flight = 0;
-  double faulty_pct = 0, interval_s = 30, seconds = 20;
+  double faulty_pct = 0, interval_s = 30, seconds = 20, coalesce_ms = 5;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -97,9 +115,12 @@ int main(int argc, char** argv) {
       interval_s = std::atof(v);
     else if (a == "--seconds")
       seconds = std::atof(v);
+    else if (a == "--coalesce-ms")
+      coalesce_ms = std::atof(v);
     else
       return Usage();
   }
+  if (coalesce_ms < 0 || coalesce_ms > 100) return Usage();
   if (units < 1 || units > 247 || ports < 1 || interval_s < 0 || seconds <= 0 || in_flight < 0 ||
       in_flight > 255)
     return Usage();
@@ -123,6 +144,7 @@ int main(int argc, char** argv) {
     fo.units_per_port = units;
     fo.latency_ms = latency_ms;
     fo.faulty_fraction = faulty_pct / 100;
+    fo.plant_extension = map_name == "sunspec-802-plant";  // else standard SunSpec devices
     own_farm = std::make_unique<farm::Farm>(farm_io, fo);
     if (auto st = own_farm->Start(); !st.ok()) {
       std::fprintf(stderr, "pollbench: %s\n", st.ToString().c_str());
@@ -158,20 +180,31 @@ int main(int argc, char** argv) {
   struct Site {
     Clock::time_point last_ok{};
     bool healthy = true;
+    bool polled = false;  // its first poll (after discovery) is done
   };
+  size_t first_polls = 0;  // sites whose first poll is done
   std::vector<Site> state;
   std::unordered_map<std::string, size_t> index;
-  uint64_t polls_ok = 0, polls_failed = 0;
+  // Polls in the measured window; those that failed during the warm-up
+  // (discovery under a burst) apart.
+  uint64_t polls_ok = 0, polls_failed = 0, warmup_polls_failed = 0;
+  bool measuring = false;
+  std::vector<std::string> first_errors;  // to stderr at the end: why polls failed
   modbus::Poller poller(io, clock, *maps, po,
                         [&](const core::SiteId& id, const modbus::Reading& r) {
                           auto it = index.find(id);
                           if (it == index.end()) return;
+                          if (!state[it->second].polled) {
+                            state[it->second].polled = true;
+                            ++first_polls;
+                          }
                           if (r.poll_ok) {
-                            ++polls_ok;
+                            polls_ok += measuring;
                             state[it->second].last_ok = Clock::now();
                           } else {
-                            ++polls_failed;
+                            ++(measuring ? polls_failed : warmup_polls_failed);
                             if (!own_farm) state[it->second].healthy = false;
+                            if (first_errors.size() < 3) first_errors.push_back(r.error);
                           }
                         });
   for (size_t p = 0; p < farm_ports.size(); ++p)
@@ -188,21 +221,23 @@ int main(int argc, char** argv) {
       }
     }
   const auto start = Clock::now();
-  // The first interval (at least 2 s) is warm-up: SunSpec discovery, first polls.
+  // Warm-up: at least one interval (and 2 s), and until every site has had
+  // its first poll (SunSpec discovery included; a loaded machine needs
+  // longer), at most 10 intervals. Then `seconds` are measured.
   const double warmup_s = std::max(2.0, interval_s);
+  const double warmup_max_s = std::max(20.0, 10 * interval_s);
   for (auto& s : state) s.last_ok = start;  // age counts from the start until the first poll
-  // Poll ages and what is in flight, sampled once a second after the warm-up
-  // (below).
+  // Poll ages and what is in flight, sampled once a second while measuring.
   std::vector<double> ages;
   double in_flight_sum = 0, requests_sum = 0;
   int in_flight_samples = 0;
-  boost::asio::steady_timer sampler(io), end(io);
+  boost::asio::steady_timer sampler(io), end(io), warm(io);
   std::function<void()> sample = [&]() {
     sampler.expires_after(std::chrono::seconds(1));
     sampler.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       auto now = Clock::now();
-      if (now - start >= std::chrono::duration<double>(warmup_s)) {
+      if (measuring) {
         const modbus::PollerStats ps = poller.stats();
         in_flight_sum += static_cast<double>(ps.polls_under_way);
         requests_sum += static_cast<double>(ps.outstanding);
@@ -214,33 +249,44 @@ int main(int argc, char** argv) {
     });
   };
   sample();
-  // Measured from the end of the warm-up (every site discovered and polled
-  // once) to the end: CPU of this thread, requests answered, wall time.
-  boost::asio::steady_timer warm(io);
-  warm.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::duration<double>(warmup_s)));
-  double cpu_from = 0;
+  // Measured from the end of the warm-up to the end: CPU of this thread and
+  // of the process (system calls included), requests answered, wall time.
+  double cpu_from = 0, process_cpu_from = 0, warmup_took_s = 0;
   uint64_t answers_from = 0;
   Clock::time_point measured_from{};
-  warm.async_wait([&](const boost::system::error_code& ec) {
-    if (ec) return;
-    cpu_from = ThreadCpuSeconds();
-    answers_from = poller.stats().answers;
-    measured_from = Clock::now();
-  });
-  end.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::duration<double>(warmup_s + seconds)));
-  double cpu = 0, wall = 0, reads = 0;
-  end.async_wait([&](const boost::system::error_code&) {
-    sampler.cancel();
-    cpu = ThreadCpuSeconds() - cpu_from;
-    reads = static_cast<double>(poller.stats().answers - answers_from);
-    wall = std::chrono::duration<double>(Clock::now() - measured_from).count();
-    poller.Stop();
-    io.stop();
-  });
+  double cpu = 0, process_cpu = 0, wall = 0, reads = 0;
+  std::function<void()> finish = [&]() {
+    end.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::duration<double>(seconds)));
+    end.async_wait([&](const boost::system::error_code&) {
+      sampler.cancel();
+      cpu = ThreadCpuSeconds() - cpu_from;
+      process_cpu = ProcessCpuSeconds() - process_cpu_from;
+      reads = static_cast<double>(poller.stats().answers - answers_from);
+      wall = std::chrono::duration<double>(Clock::now() - measured_from).count();
+      poller.Stop();
+      io.stop();
+    });
+  };
+  std::function<void(double)> warm_up = [&](double after_s) {
+    warm.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::duration<double>(after_s)));
+    warm.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      const double took = std::chrono::duration<double>(Clock::now() - start).count();
+      if (first_polls < state.size() && took < warmup_max_s) return warm_up(0.25);
+      warmup_took_s = took;
+      measuring = true;
+      cpu_from = ThreadCpuSeconds();
+      process_cpu_from = ProcessCpuSeconds();
+      answers_from = poller.stats().answers;
+      measured_from = Clock::now();
+      finish();
+    });
+  };
+  warm_up(warmup_s);
   poller.Start();
-  io.run();
+  modbus::RunCoalesced(io, std::chrono::microseconds(static_cast<long>(coalesce_ms * 1000)));
   const double in_flight_mean = in_flight_samples ? in_flight_sum / in_flight_samples : 0;
   const double requests_mean = in_flight_samples ? requests_sum / in_flight_samples : 0;
 
@@ -252,15 +298,30 @@ int main(int argc, char** argv) {
     if (ctx && modbus_connect(ctx) == 0) {
       modbus_set_slave(ctx, 1);
       modbus_set_response_timeout(ctx, 2, 0);
-      const auto& b = maps->Find(map_name)->blocks.front();
       uint16_t regs[125];
       uint8_t bits[2000];
+      auto read = [ctx, &regs, &bits](const modbus::ReadBlock& b) {
+        switch (b.fc) {
+          case modbus::Function::kReadCoils:
+            return modbus_read_bits(ctx, b.address, b.count, bits);
+          case modbus::Function::kReadDiscreteInputs:
+            return modbus_read_input_bits(ctx, b.address, b.count, bits);
+          case modbus::Function::kReadInputRegisters:
+            return modbus_read_input_registers(ctx, b.address, b.count, regs);
+          case modbus::Function::kReadHoldingRegisters:
+            break;
+        }
+        return modbus_read_registers(ctx, b.address, b.count, regs);
+      };
+      // The first of the map's blocks the device answers (a standard device
+      // refuses a plant map's extension blocks).
+      const modbus::ReadBlock* block = nullptr;
+      for (const auto& b : maps->Find(map_name)->blocks)
+        if (!block && read(b) >= 0) block = &b;
       const double c0 = ThreadCpuSeconds();
       const auto t0 = Clock::now();
-      while (lm_reads < 2000 && Clock::now() - t0 < std::chrono::seconds(5)) {
-        int rc = modbus::IsBitFunction(b.fc) ? modbus_read_input_bits(ctx, b.address, b.count, bits)
-                                             : modbus_read_registers(ctx, b.address, b.count, regs);
-        if (rc < 0) break;
+      while (block && lm_reads < 2000 && Clock::now() - t0 < std::chrono::seconds(5)) {
+        if (read(*block) < 0) break;
         ++lm_reads;
       }
       if (lm_reads) lm_us = (ThreadCpuSeconds() - c0) / lm_reads * 1e6;
@@ -273,38 +334,52 @@ int main(int argc, char** argv) {
     farm_io.stop();
     farm_thread.join();
   }
+  for (const std::string& e : first_errors)
+    std::fprintf(stderr, "pollbench: failed poll: %s\n", e.c_str());
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const double peak_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
   const double p50 = Quantile(ages, 0.5), p99 = Quantile(ages, 0.99);
   const double us_per_read = reads > 0 ? cpu / reads * 1e6 : NAN;
+  // The whole process (with its own farm: the farm's thread too).
+  const double process_us_per_read = reads > 0 ? process_cpu / reads * 1e6 : NAN;
   if (json) {
+    const double wall_reads = wall > 0 ? reads / wall : NAN;
+    const double per_1000 = reads > 0 ? cpu / reads * 1000 : NAN;
     std::printf(
         "{\"sites\": %zu, \"ports\": %zu, \"units_per_port\": %d, \"latency_ms\": %s, "
         "\"faulty_pct\": %s, \"interval_s\": %.1f, \"seconds\": %.1f, \"polls_ok\": %llu, "
-        "\"polls_failed\": %llu, \"reads_per_s\": %.0f, \"cpu_s_per_1000_reads\": %.4f, "
-        "\"us_per_read\": %.2f, \"sites_in_flight_mean\": %.0f, "
-        "\"requests_outstanding_mean\": %.0f, \"in_flight_limit\": %d, "
-        "\"poll_age_s\": {\"p50\": %.2f, \"p99\": %.2f}, "
+        "\"polls_failed\": %llu, \"warmup_polls_failed\": %llu, \"reads_per_s\": %s, "
+        "\"cpu_s_per_1000_reads\": %s, "
+        "\"us_per_read\": %s, \"process_us_per_read\": %s, \"warmup_s\": %.1f, "
+        "\"sites_in_flight_mean\": %.0f, "
+        "\"requests_outstanding_mean\": %.0f, \"in_flight_limit\": %d, \"coalesce_ms\": %s, "
+        "\"poll_age_s\": {\"p50\": %s, \"p99\": %s}, "
         "\"peak_rss_mib\": %.0f, \"farm_in_process\": %s, "
-        "\"baseline_libmodbus_us_per_read\": %.2f, \"baseline_reads\": %d, "
-        "\"ratio_to_baseline\": %.3f}\n",
+        "\"baseline_libmodbus_us_per_read\": %s, \"baseline_reads\": %d, "
+        "\"ratio_to_baseline\": %s}\n",
         state.size(), farm_ports.size(), units,
         own_farm ? std::to_string(latency_ms).c_str() : "null",  // someone else's farm: unknown
-        own_farm ? std::to_string(faulty_pct).c_str() : "null", interval_s, seconds,
+        own_farm ? Json(faulty_pct, 1).c_str() : "null", interval_s, seconds,
         static_cast<unsigned long long>(polls_ok), static_cast<unsigned long long>(polls_failed),
-        reads / wall, cpu / reads * 1000, us_per_read, in_flight_mean, requests_mean, limit, p50,
-        p99, peak_mib, own_farm ? "true" : "false", lm_us, lm_reads, us_per_read / lm_us);
+        static_cast<unsigned long long>(warmup_polls_failed), Json(wall_reads, 0).c_str(),
+        Json(per_1000, 4).c_str(), Json(us_per_read, 2).c_str(),
+        Json(process_us_per_read, 2).c_str(), warmup_took_s, in_flight_mean, requests_mean, limit,
+        Json(coalesce_ms, 1).c_str(), Json(p50, 2).c_str(), Json(p99, 2).c_str(), peak_mib,
+        own_farm ? "true" : "false", Json(lm_us, 2).c_str(), lm_reads,
+        Json(us_per_read / lm_us, 3).c_str());
   } else {
     std::printf("%zu sites (%zu ports x %d units), %s farm, latency %d ms, %.0f %% faulty\n",
                 state.size(), farm_ports.size(), units, own_farm ? "in-process" : "external",
                 latency_ms, faulty_pct);
     std::printf(
-        "polls: %llu ok, %llu failed in %.0f s; %.0f reads/s (%zu blocks a poll, discovery)\n",
+        "polls: %llu ok, %llu failed in %.0f s (%llu failed in the warm-up); %.0f reads/s (%zu "
+        "blocks a poll)\n",
         static_cast<unsigned long long>(polls_ok), static_cast<unsigned long long>(polls_failed),
-        wall, reads / wall, blocks);
-    std::printf("poller CPU: %.3f s per 1000 reads (%.2f us per read)\n", cpu / reads * 1000,
-                us_per_read);
+        wall, static_cast<unsigned long long>(warmup_polls_failed), reads / wall, blocks);
+    std::printf(
+        "poller CPU: %.3f s per 1000 reads (%.2f us per read; process %.2f us; warm-up %.1f s)\n",
+        cpu / reads * 1000, us_per_read, process_us_per_read, warmup_took_s);
     std::printf(
         "in flight: %.0f sites on average (%.0f requests queued or on the wire; pipeline "
         "depth %d a connection)\n",

@@ -69,14 +69,15 @@ function renderSites() {
     const num = (v, d) => (v === null || v === undefined) ? '–' : Number(v).toFixed(d);
     const implausible = x.problems && x.problems.length
       ? ` <span class="margin-neg" title="${esc(x.problems.join('; '))}">⚠ implausible</span>` : '';
+    const absent = x.absent_points ? ` <span title="${esc(x.absent_points)}">⊘ points absent</span>` : '';
     return `<tr data-site="${esc(x.id)}"><td title="${esc(x.device || '')}">${esc(x.id)}</td><td>${esc(x.name)}</td><td>${esc(x.grid)}</td>
-      <td class="tier-${x.tier}">${esc(x.tier)}</td><td><span class="state ${x.state}">${esc(x.state.replace('_', ' '))}</span>${implausible}</td>
+      <td class="tier-${x.tier}">${esc(x.tier)}</td><td><span class="state ${x.state}">${esc(x.state.replace('_', ' '))}</span>${implausible}${absent}</td>
       <td>${num(x.ac_v, 0)}</td><td>${num(x.battery_v, 1)}</td><td>${num(x.battery_a, 1)}</td><td>${num(x.soc_pct, 0)}</td>
       <td title="${esc(x.runtime ? x.runtime.basis : '')}">${b && x.state === 'on_battery' ? dur(b.p50) + (x.telemetry && x.telemetry !== 'ok' ? ' ⚠ ' + esc(x.telemetry) : '') : '–'}</td><td>${esc(x.override || '')}${x.alert ? ` <span class="margin-neg" title="${esc(x.alert)}">⚠ report contradicted</span>` : ''}</td></tr>`;
   }).join('');
   const counts = {};
   for (const x of state.sites) counts[x.state] = (counts[x.state] || 0) + 1;
-  $('#counts').innerHTML = ['on_battery', 'on_generator', 'down', 'stale', 'on_mains']
+  $('#counts').innerHTML = ['on_battery', 'on_generator', 'down', 'stale', 'unknown', 'on_mains']
     .map((k) => `<span><span class="dot ${k}"></span>${counts[k] || 0} ${k.replace('_', ' ')}</span>`).join('');
   $('#site-ids').innerHTML = state.sites.map((x) => `<option value="${esc(x.id)}">`).join('');
   $('#crew-ids').innerHTML = state.crews.map((c) => `<option value="${esc(c.id)}">`).join('');
