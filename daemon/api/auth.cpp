@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
+#include <vector>
 
 namespace sitepower::api {
 
@@ -139,6 +141,22 @@ std::string Authenticator::MetricsText() const {
   size_t slowed = 0;
   for (const auto& [peer, p] : peers_)
     if (p.blocked_until > now) ++slowed;
+  // The peers with the most consecutive failures, at most kMaxPeersShown
+  // (bounded label values), so a guessing peer can be seen and blocked.
+  constexpr size_t kMaxPeersShown = 20;
+  std::vector<std::pair<int, std::string>> worst;
+  for (const auto& [peer, p] : peers_)
+    if (p.failures > 0) worst.emplace_back(p.failures, peer);
+  std::sort(worst.begin(), worst.end(), std::greater<>());
+  if (worst.size() > kMaxPeersShown) worst.resize(kMaxPeersShown);
+  m << "# HELP sitepower_auth_peer_failures Consecutive failed authentications of the peers that "
+       "failed most (at most 20).\n# TYPE sitepower_auth_peer_failures gauge\n";
+  for (const auto& [n, peer] : worst) {
+    std::string label;  // Prometheus label escaping: backslash, quote, newline
+    for (char c : peer)
+      label += c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : std::string(1, c);
+    m << "sitepower_auth_peer_failures{peer=\"" << label << "\"} " << n << "\n";
+  }
   m << "# HELP sitepower_auth_slowed_peers Peers currently slowed down after failed "
        "authentications.\n# TYPE sitepower_auth_slowed_peers gauge\nsitepower_auth_slowed_peers "
     << slowed << "\n";

@@ -60,7 +60,8 @@ class Authenticator {
                                      const std::string& transport);
 
   // sitepower_auth_failures_total{transport}, sitepower_auth_throttled_total{transport},
-  // sitepower_auth_slowed_peers (Prometheus text).
+  // sitepower_auth_peer_failures{peer} (the 20 worst), sitepower_auth_slowed_peers
+  // (Prometheus text).
   std::string MetricsText() const;
   uint64_t Failures(const std::string& peer) const;  // consecutive, for tests
 

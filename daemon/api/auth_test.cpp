@@ -55,6 +55,9 @@ TEST_F(AuthTest, FailuresPerPeerAreSlowedDownThenForgiven) {
       << a.MetricsText();
   EXPECT_NE(a.MetricsText().find("sitepower_auth_throttled_total{transport=\"grpc\"} 1"),
             std::string::npos);
+  EXPECT_NE(a.MetricsText().find("sitepower_auth_peer_failures{peer=\"10.0.0.9\"} 4"),
+            std::string::npos)
+      << a.MetricsText();
   now_ += std::chrono::seconds(3);
   EXPECT_TRUE(a.Check("Bearer noc-tok", "10.0.0.9", "grpc").ok());
 }

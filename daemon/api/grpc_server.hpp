@@ -44,7 +44,7 @@ struct ServerOptions {
   int max_streams_per_crew = 4;    // concurrent SubscribeTasks per crew id (RESOURCE_EXHAUSTED)
   int max_streams_per_operator = 8;   // concurrent WatchQueue per NOC operator
   int max_request_bytes = 64 * 1024;  // larger requests: RESOURCE_EXHAUSTED
-  int max_concurrent_streams = 100;   // per HTTP/2 connection
+  int max_concurrent_streams = 1000;  // per HTTP/2 connection (a gateway multiplexing phones)
 };
 
 class GrpcServer {
