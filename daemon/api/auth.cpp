@@ -87,7 +87,7 @@ core::Result<Principal> Authenticator::CheckToken(std::string_view token, const 
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!found || token.empty())
-    return Refuse(peer, transport, core::Status::Unauthenticated("unknown token"));
+    return Refuse(peer, transport, core::Status::Unauthenticated("authorization: unknown token"));
   peers_.erase(peer);
   return *found;
 }

@@ -12,15 +12,15 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include <openssl/rand.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "web/assets.hpp"
+#include "web/login.hpp"
 
 namespace sitepower::web {
 
@@ -36,7 +36,6 @@ constexpr size_t kMaxHeader = 16 * 1024;
 constexpr auto kReadTimeout = std::chrono::seconds(30);
 constexpr auto kSseHeartbeat = std::chrono::seconds(15);
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
-constexpr std::string_view kSessionCookie = "sp_session";
 
 using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
@@ -101,19 +100,19 @@ struct SseClient {
 
 struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   Impl(asio::io_context& io, WebOptions o, WebBackend& b)
-      : io(io), options(std::move(o)), backend(b), acceptor(io) {}
-  struct LoginSession {
-    std::string operator_name;
-    std::chrono::steady_clock::time_point expires;
-  };
+      : io(io),
+        options(std::move(o)),
+        backend(b),
+        acceptor(io),
+        sessions(options.session_ttl, options.max_sessions) {}
   asio::io_context& io;
   WebOptions options;
   WebBackend& backend;
   tcp::acceptor acceptor;
-  std::unique_ptr<asio::ssl::context> tls;       // set: HTTPS only on this port
-  std::set<std::shared_ptr<SseClient>> sse;      // live event-stream clients
-  std::map<uint64_t, tcp::socket*> conns;        // open connections, closed by Stop()
-  std::map<std::string, LoginSession> sessions;  // session id -> operator (io thread only)
+  std::unique_ptr<asio::ssl::context> tls;   // set: HTTPS only on this port
+  std::set<std::shared_ptr<SseClient>> sse;  // live event-stream clients
+  std::map<uint64_t, tcp::socket*> conns;    // open connections, closed by Stop()
+  SessionStore sessions;                     // browsers logged in (io thread only)
   uint64_t next_conn = 0;
   bool stopped = false;
 
@@ -128,8 +127,6 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   core::Result<std::string> Authorize(const http::request<http::string_body>& req,
                                       const std::string& peer);
   core::Result<std::string> CheckToken(std::string_view token, const std::string& peer);
-  std::string NewSession(const std::string& operator_name);
-  std::string SessionCookie(const std::string& id, std::chrono::seconds max_age) const;
 };
 
 namespace {
@@ -176,9 +173,14 @@ http::status HttpStatus(const core::Status& s) {
   }
 }
 
-// A refused credential: the status, a JSON body and the headers that go with it.
-http::response<http::string_body> Refusal(const core::Status& why, unsigned version) {
-  auto res = JsonReply(HttpStatus(why), why.message(), version);
+// A refused credential: the status, a JSON body naming the endpoint and the
+// headers that go with it.
+http::response<http::string_body> Refusal(const core::Status& why, const Route& route,
+                                          unsigned version) {
+  auto res = JsonReply(HttpStatus(why),
+                       std::string(Sv(http::to_string(route.method))) + " " +
+                           std::string(route.path) + ": " + why.message(),
+                       version);
   if (why.code() == core::Status::Code::kUnauthenticated)
     res.set(http::field::www_authenticate, "Bearer realm=\"sitepower\"");
   if (why.code() == core::Status::Code::kResourceExhausted) {
@@ -190,69 +192,6 @@ http::response<http::string_body> Refusal(const core::Status& why, unsigned vers
     res.set(http::field::retry_after, secs.empty() ? "60" : secs);
   }
   return res;
-}
-
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-// One field of an application/x-www-form-urlencoded body, decoded.
-std::string FormField(std::string_view body, std::string_view name) {
-  while (!body.empty()) {
-    auto amp = body.find('&');
-    std::string_view pair = body.substr(0, amp);
-    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) != name || eq == std::string_view::npos) continue;
-    std::string out;
-    std::string_view v = pair.substr(eq + 1);
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (v[i] == '+') {
-        out += ' ';
-      } else if (v[i] == '%' && i + 2 < v.size() &&
-                 std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
-                 std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
-        out += static_cast<char>(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16));
-        i += 2;
-      } else {
-        out += v[i];
-      }
-    }
-    return out;
-  }
-  return "";
-}
-
-std::string CookieValue(std::string_view header, std::string_view name) {
-  while (!header.empty()) {
-    auto semi = header.find(';');
-    std::string_view part = header.substr(0, semi);
-    header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    auto eq = part.find('=');
-    if (eq != std::string_view::npos && part.substr(0, eq) == name)
-      return std::string(part.substr(eq + 1));
-  }
-  return "";
 }
 
 const Route* FindRoute(http::verb method, std::string_view path, bool* path_known) {
@@ -288,11 +227,9 @@ core::Result<std::string> WebServer::Impl::Authorize(const http::request<http::s
   if (id.empty())
     return core::Status::Unauthenticated(
         "missing credential: log in at /login.html, or send Authorization: Bearer <NOC token>");
-  auto it = sessions.find(id);
-  if (it == sessions.end() || it->second.expires <= std::chrono::steady_clock::now()) {
-    if (it != sessions.end()) sessions.erase(it);
+  std::optional<std::string> who = sessions.Find(id, std::chrono::steady_clock::now());
+  if (!who)
     return core::Status::Unauthenticated("session expired or unknown: log in at /login.html");
-  }
   // A cookie rides along with any request the browser makes; SameSite=Strict
   // stops other sites, and a state change must also come from our own origin.
   std::string_view origin = Sv(req[http::field::origin]);
@@ -302,36 +239,7 @@ core::Result<std::string> WebServer::Impl::Authorize(const http::request<http::s
       return core::Status::PermissionDenied("Origin: " + std::string(origin) +
                                             " may not act with this session");
   }
-  return it->second.operator_name;
-}
-
-std::string WebServer::Impl::NewSession(const std::string& operator_name) {
-  const auto now = std::chrono::steady_clock::now();
-  for (auto it = sessions.begin(); it != sessions.end();)
-    it = it->second.expires <= now ? sessions.erase(it) : std::next(it);
-  if (sessions.size() >= options.max_sessions) {
-    auto oldest = std::min_element(
-        sessions.begin(), sessions.end(),
-        [](const auto& a, const auto& b) { return a.second.expires < b.second.expires; });
-    sessions.erase(oldest);
-  }
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) return "";
-  static const char* kHex = "0123456789abcdef";
-  std::string id;
-  for (unsigned char b : raw) {
-    id += kHex[b >> 4];
-    id += kHex[b & 15];
-  }
-  sessions[id] = {operator_name, now + options.session_ttl};
-  return id;
-}
-
-std::string WebServer::Impl::SessionCookie(const std::string& id,
-                                           std::chrono::seconds max_age) const {
-  return std::string(kSessionCookie) + "=" + id +
-         "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(max_age.count()) +
-         (tls ? "; Secure" : "");
+  return *who;
 }
 
 awaitable<void> WebServer::Impl::Accept() {
@@ -428,7 +336,7 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<Stream> stream) {
                       std::string(req.method_string()) + " " + target + ": method not allowed", v)
                 : JsonReply(http::status::not_found, "no such path: " + target, v);
     } else if (!who.ok()) {
-      res = Refusal(who.status(), v);
+      res = Refusal(who.status(), *route, v);
     } else if (route->handler == Handler::kEvents) {
       if (sse.size() >= options.max_event_clients) {
         res = JsonReply(
@@ -469,11 +377,11 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<Stream> stream) {
         }
         case Handler::kLogin: {
           auto op = CheckToken(FormField(req.body(), "token"), peer);
-          std::string sid = op.ok() ? NewSession(*op) : "";
+          std::string sid = op.ok() ? sessions.Create(*op, std::chrono::steady_clock::now()) : "";
           if (op.ok() && !sid.empty()) {
             res = Reply(http::status::see_other, "", "text/plain", v);
             res.set(http::field::location, "/");
-            res.set(http::field::set_cookie, SessionCookie(sid, options.session_ttl));
+            res.set(http::field::set_cookie, SessionCookie(sid, sessions.ttl(), tls != nullptr));
           } else {
             std::string page(Asset("login.html"));
             std::string why = op.ok() ? "no session could be made" : op.status().message();
@@ -486,10 +394,11 @@ awaitable<void> WebServer::Impl::Session(std::shared_ptr<Stream> stream) {
           break;
         }
         case Handler::kLogout:
-          sessions.erase(CookieValue(Sv(req[http::field::cookie]), kSessionCookie));
+          sessions.End(CookieValue(Sv(req[http::field::cookie]), kSessionCookie));
           res = Reply(http::status::see_other, "", "text/plain", v);
           res.set(http::field::location, "/login.html");
-          res.set(http::field::set_cookie, SessionCookie("", std::chrono::seconds(0)));
+          res.set(http::field::set_cookie,
+                  SessionCookie("", std::chrono::seconds(0), tls != nullptr));
           break;
         case Handler::kSession:
           res = Reply(http::status::ok, nlohmann::json{{"operator", *who}}.dump(),

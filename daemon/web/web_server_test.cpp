@@ -148,7 +148,9 @@ TEST_F(WebTest, EveryEndpointRefusesMissingWrongAndCrewCredentials) {
       auto res = Call(r.method, r.path, c.header, "{}", until);
       EXPECT_EQ(StatusOf(res), c.status) << c.header << res;
       auto body = nlohmann::json::parse(BodyOf(res), nullptr, false);
-      EXPECT_TRUE(body.is_object() && body["error"].is_string()) << res;
+      ASSERT_TRUE(body.is_object() && body["error"].is_string()) << res;
+      EXPECT_EQ(body["error"].get<std::string>().rfind(r.method + " " + r.path + ": ", 0), 0u)
+          << "the error names the endpoint: " << body["error"];
       if (c.status == 401) {
         EXPECT_EQ(HeaderOf(res, "WWW-Authenticate"), "Bearer realm=\"sitepower\"");
       }
