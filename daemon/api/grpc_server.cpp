@@ -89,9 +89,12 @@ struct GrpcServer::Impl {
   NocBackend& noc;
   store::Store& audit;
   const core::Clock& clock;
+  std::shared_ptr<Authenticator> auth;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
-  std::atomic<int> stream_clients{0};
+  std::atomic<int> crew_kind_streams{0}, noc_kind_streams{0};  // by the opener's role
+  std::mutex streams_mu;                                       // guards the two maps below
+  std::map<std::string, int> streams_by_crew, watches_by_operator;
   std::mutex location_mu;  // guards on_location
   std::function<void(const core::CrewId&, core::LatLon, core::TimePoint)> on_location;
 
@@ -105,16 +108,46 @@ struct GrpcServer::Impl {
   std::unique_ptr<NocServiceImpl> noc_service;
 
   Impl(ServerOptions o, tasks::TaskLedger& l, NocBackend& n, store::Store& a, const core::Clock& c)
-      : options(std::move(o)), ledger(l), noc(n), audit(a), clock(c) {}
+      : options(std::move(o)),
+        ledger(l),
+        noc(n),
+        audit(a),
+        clock(c),
+        auth(options.authenticator ? options.authenticator
+                                   : std::make_shared<Authenticator>(options.tokens_by_sha256)) {}
 
   core::Result<Principal> Auth(const grpc::CallbackServerContext* ctx) const {
-    return Authenticate(AuthHeader(ctx), options.tokens_by_sha256);
+    return auth->Check(AuthHeader(ctx), PeerAddress(ctx->peer()), "grpc");
   }
-  // A crew acts only for itself; the NOC may act for any crew.
+  // A crew acts only for itself; the NOC may act for any crew (crew.proto).
   core::Status MayActFor(const Principal& p, const std::string& crew_id) const {
     if (crew_id.empty()) return core::Status::InvalidArgument("crew_id: required");
     if (p.role == Principal::Role::kNoc || p.name == crew_id) return core::Status::Ok();
     return core::Status::PermissionDenied("crew " + p.name + " may not act for crew " + crew_id);
+  }
+  // Records what a NOC operator did in a crew's name (updates are audited by the ledger).
+  void AuditActingFor(const Principal& p, const std::string& crew, const std::string& action,
+                      const std::string& detail) {
+    if (p.role != Principal::Role::kNoc) return;
+    store::AuditRecord r{core::Millis(clock.Now().time_since_epoch()).count(), p.name, "noc",
+                         action, "noc " + p.name + " acting for " + crew + ": " + detail};
+    (void)audit.AppendAudit(r);  // a read-only act; a failed audit write is not the caller's
+  }
+  // Counts a stream against `limits[key]`; false (nothing counted) when at `max`.
+  bool OpenStream(std::map<std::string, int>& limits, const std::string& key, int max,
+                  Principal::Role opener) {
+    std::lock_guard<std::mutex> lock(streams_mu);
+    int& n = limits[key];
+    if (n >= max) return false;
+    ++n;
+    ++(opener == Principal::Role::kNoc ? noc_kind_streams : crew_kind_streams);
+    return true;
+  }
+  void CloseStream(std::map<std::string, int>& limits, const std::string& key,
+                   Principal::Role opener) {
+    std::lock_guard<std::mutex> lock(streams_mu);
+    if (--limits[key] <= 0) limits.erase(key);
+    --(opener == Principal::Role::kNoc ? noc_kind_streams : crew_kind_streams);
   }
 };
 
@@ -143,15 +176,22 @@ class TaskStream final : public grpc::ServerWriteReactor<v1::TaskEvent> {
       : impl_(impl), state_(std::make_shared<State>()) {
     auto who = impl_.Auth(ctx);
     core::Status st = who.ok() ? impl_.MayActFor(*who, req->crew_id()) : who.status();
+    if (st.ok() && !impl_.OpenStream(impl_.streams_by_crew, req->crew_id(),
+                                     impl_.options.max_streams_per_crew, who->role))
+      st = core::Status::ResourceExhausted("crew_id: crew " + req->crew_id() + " already has " +
+                                           std::to_string(impl_.options.max_streams_per_crew) +
+                                           " open streams");
     if (!st.ok()) {
       Finish(ToGrpc(st));
       state_->finished = true;
       return;
     }
     crew_ = req->crew_id();
+    opener_ = who->role;
+    impl_.AuditActingFor(*who, crew_, "stream.subscribe",
+                         "task stream after seq " + std::to_string(req->after_seq()));
     state_->stream = this;
     state_->last_seq = req->after_seq();
-    ++impl_.stream_clients;
     counted_ = true;
     // Subscribe first, then replay: an event committed in between is in both
     // and the seq check keeps exactly one copy, in order.
@@ -228,7 +268,7 @@ class TaskStream final : public grpc::ServerWriteReactor<v1::TaskEvent> {
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->stream = nullptr;
     }
-    if (counted_) --impl_.stream_clients;
+    if (counted_) impl_.CloseStream(impl_.streams_by_crew, crew_, opener_);
     delete this;
   }
 
@@ -236,6 +276,7 @@ class TaskStream final : public grpc::ServerWriteReactor<v1::TaskEvent> {
   GrpcServer::Impl& impl_;
   std::shared_ptr<State> state_;
   std::string crew_;
+  Principal::Role opener_ = Principal::Role::kCrew;
   uint64_t sub_ = 0;
   bool counted_ = false;
 };
@@ -274,8 +315,11 @@ class GrpcServer::Impl::CrewServiceImpl final : public v1::CrewService::Callback
       st = core::Status::InvalidArgument(
           "status: must be ACCEPTED, EN_ROUTE, ON_SITE, GENERATOR_RUNNING or DECLINED");
     if (st.ok()) {
+      tasks::Actor by{
+          who->role == Principal::Role::kNoc ? tasks::Actor::Role::kNoc : tasks::Actor::Role::kCrew,
+          who->name};
       auto r = impl_.ledger.Update(req->crew_id(), req->task_id(), *to, req->reason(),
-                                   req->idempotency_key());
+                                   req->idempotency_key(), by);
       if (r.ok()) {
         *resp->mutable_task() = ToProto(r->task);
         resp->set_duplicate(r->duplicate);
@@ -299,6 +343,8 @@ class GrpcServer::Impl::CrewServiceImpl final : public v1::CrewService::Callback
     if (st.ok()) {
       core::TimePoint at =
           req->at_unix_ms() ? core::TimePoint(core::Millis(req->at_unix_ms())) : impl_.clock.Now();
+      impl_.AuditActingFor(*who, req->crew_id(), "crew.location",
+                           std::to_string(loc.lat()) + "," + std::to_string(loc.lon()));
       std::lock_guard<std::mutex> lock(impl_.location_mu);
       if (impl_.on_location) impl_.on_location(req->crew_id(), {loc.lat(), loc.lon()}, at);
     }
@@ -321,16 +367,21 @@ class GrpcServer::Impl::QueueWatch final : public grpc::ServerWriteReactor<v1::Q
                                  ? core::Status::Ok()
                                  : core::Status::PermissionDenied("the queue needs a NOC token"))
                           : who.status();
+    if (st.ok() && !impl_.OpenStream(impl_.watches_by_operator, who->name,
+                                     impl_.options.max_streams_per_operator, who->role))
+      st = core::Status::ResourceExhausted("operator " + who->name + " already has " +
+                                           std::to_string(impl_.options.max_streams_per_operator) +
+                                           " queue watches open");
     if (!st.ok()) {
       finished_ = true;
       Finish(ToGrpc(st));
       return;
     }
+    operator_ = who->name;
     {
       std::lock_guard<std::mutex> lock(impl_.watchers_mu);
       impl_.watchers.insert(this);
     }
-    ++impl_.stream_clients;
     registered_ = true;
     Changed();
   }
@@ -371,15 +422,18 @@ class GrpcServer::Impl::QueueWatch final : public grpc::ServerWriteReactor<v1::Q
   }
   void OnDone() override {
     if (registered_) {
-      std::lock_guard<std::mutex> lock(impl_.watchers_mu);
-      impl_.watchers.erase(this);
-      --impl_.stream_clients;
+      {
+        std::lock_guard<std::mutex> lock(impl_.watchers_mu);
+        impl_.watchers.erase(this);
+      }
+      impl_.CloseStream(impl_.watches_by_operator, operator_, Principal::Role::kNoc);
     }
     delete this;
   }
 
  private:
   Impl& impl_;
+  std::string operator_;
   std::mutex mu_;  // guards the fields below
   v1::QueueSnapshot current_;
   bool writing_ = false, dirty_ = false, finished_ = false, registered_ = false;
@@ -440,7 +494,8 @@ core::Status GrpcServer::Start() {
   b.AddListeningPort(i.options.listen, creds, &i.port);
   b.RegisterService(i.crew_service.get());
   b.RegisterService(i.noc_service.get());
-  b.SetMaxReceiveMessageSize(1 << 20);
+  b.SetMaxReceiveMessageSize(i.options.max_request_bytes);
+  b.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, i.options.max_concurrent_streams);
   b.SetMaxSendMessageSize(16 << 20);
   i.server = b.BuildAndStart();
   if (!i.server || i.port == 0)
@@ -470,6 +525,13 @@ void GrpcServer::SetLocationListener(
   impl_->on_location = std::move(listener);
 }
 
-int GrpcServer::StreamClients() const { return impl_->stream_clients; }
+int GrpcServer::StreamClients() const { return impl_->crew_kind_streams + impl_->noc_kind_streams; }
+
+std::string GrpcServer::MetricsText() const {
+  return "# HELP sitepower_stream_clients Connected gRPC stream clients, by the role of their "
+         "token.\n# TYPE sitepower_stream_clients gauge\nsitepower_stream_clients{kind=\"crew\"} " +
+         std::to_string(impl_->crew_kind_streams) + "\nsitepower_stream_clients{kind=\"noc\"} " +
+         std::to_string(impl_->noc_kind_streams) + "\n";
+}
 
 }  // namespace sitepower::api

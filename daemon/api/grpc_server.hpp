@@ -2,6 +2,11 @@
 // standard health and reflection services. Handlers are thin: they
 // authenticate, convert proto <-> core, call the ledger or the NOC backend,
 // and map Status to grpc::Status. TLS when a certificate is configured.
+//
+// Access: a crew token acts only for its crew (PERMISSION_DENIED otherwise);
+// a NOC token may act for any crew on CrewService (updates are audited as
+// "noc <operator> acting for <crew>", so are stream subscriptions and
+// location reports) and is the only one NocService accepts.
 #pragma once
 
 #include <chrono>
@@ -30,9 +35,16 @@ class NocBackend {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:0";
-  std::string tls_cert, tls_key, tls_client_ca;  // files; empty cert = plaintext
+  std::string tls_cert, tls_key, tls_client_ca;  // files; empty cert = plaintext (TLS 1.2+)
+  // Who may call: `authenticator` if set (shared with the HTTP port, so failed
+  // attempts count across both), else one made from tokens_by_sha256.
   std::map<std::string, Principal> tokens_by_sha256;
+  std::shared_ptr<Authenticator> authenticator;
   size_t max_stream_queue = 1024;  // per subscriber; a client that falls further behind is dropped
+  int max_streams_per_crew = 4;    // concurrent SubscribeTasks per crew id (RESOURCE_EXHAUSTED)
+  int max_streams_per_operator = 8;   // concurrent WatchQueue per NOC operator
+  int max_request_bytes = 64 * 1024;  // larger requests: RESOURCE_EXHAUSTED
+  int max_concurrent_streams = 1000;  // per HTTP/2 connection (a gateway multiplexing phones)
 };
 
 class GrpcServer {
@@ -47,6 +59,9 @@ class GrpcServer {
   void SetLocationListener(
       std::function<void(const core::CrewId&, core::LatLon, core::TimePoint)> listener);
   int StreamClients() const;
+  // sitepower_stream_clients{kind="crew"|"noc"} (Prometheus text): streams by
+  // the role of the token that opened them.
+  std::string MetricsText() const;
 
   struct Impl;
 

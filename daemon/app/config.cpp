@@ -361,9 +361,13 @@ void Validate(Config& c, YamlErrors& errors) {
       errors.AddAtLine(cr.line, "crews." + cr.id + ".token_sha256",
                        "token already used by " + tokens[cr.token_sha256]);
   }
+  std::set<std::string> operators;
   for (const auto& t : c.noc_tokens) {
     if (!t.sha256.empty() && !tokens.emplace(t.sha256, "noc " + t.name).second)
       errors.AddAtLine(0, "noc_tokens." + t.name, "token already used by " + tokens[t.sha256]);
+    if (!t.name.empty() && !operators.insert(t.name).second)
+      errors.AddAtLine(0, "noc_tokens." + t.name,
+                       "operator name used twice: the audit log could not tell them apart");
   }
 }
 
@@ -407,6 +411,17 @@ core::Result<Config> LoadConfigString(const std::string& yaml, const std::string
   c.maps_dir = root.String("maps_dir").value_or("");
   scenario::ReadWeightsTravelHookup(root, c.weights, c.travel, c.hookup_min);
   ReadPlanner(root, c, errors);
+  if (YAML::Node n = root.Child("metrics"); n.IsDefined()) {
+    YamlMap m(n, "metrics", errors);
+    if (auto access = m.String("access")) {
+      if (*access == "loopback" || *access == "token" || *access == "open")
+        c.metrics_access = *access;
+      else
+        errors.Add(m.Child("access"), m.PathOf("access"),
+                   "expected loopback, token or open, got '" + *access + "'");
+    }
+    m.CheckNoUnknownKeys();
+  }
   ReadList(root, "noc_tokens", errors, [&c, &errors](const YAML::Node& n, const std::string& path) {
     YamlMap m(n, path, errors);
     NocToken t{m.String("name", true).value_or(""), m.String("sha256", true).value_or("")};

@@ -141,7 +141,10 @@ struct Config {
   core::TravelModel travel;
   double hookup_min = 15;
   PlannerConfig planner;
-  std::vector<NocToken> noc_tokens;
+  std::vector<NocToken> noc_tokens;  // one per operator; the name is what the audit log shows
+  // Who may read /metrics: "loopback" (open to this machine, the NOC
+  // credential from elsewhere), "token" (always the credential) or "open".
+  std::string metrics_access = "loopback";
   std::vector<SiteConfig> sites;
   std::vector<CrewConfig> crews;
 

@@ -293,3 +293,47 @@ sites:
 
 }  // namespace
 }  // namespace sitepower::app
+
+namespace sitepower::app {
+namespace {
+
+// Operators are named in the audit log: each NOC token names one, once.
+// /metrics access is one of three words.
+TEST(ConfigTest, OperatorTokensAndMetricsAccess) {
+  std::string ok = std::string(kGood) +
+                   "noc_tokens:\n"
+                   "  - {name: alice, sha256: " +
+                   std::string(64, 'a') +
+                   "}\n"
+                   "  - {name: bob, sha256: " +
+                   std::string(64, 'b') +
+                   "}\n"
+                   "metrics: {access: token}\n";
+  auto c = LoadConfigString(ok, "ops.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->noc_tokens.size(), 2u);
+  EXPECT_EQ(c->noc_tokens[1].name, "bob");
+  EXPECT_EQ(c->metrics_access, "token");
+  EXPECT_EQ(LoadConfigString(kGood, "x.yaml")->metrics_access, "loopback");
+
+  std::string bad = std::string(kGood) +
+                    "noc_tokens:\n"
+                    "  - {name: alice, sha256: " +
+                    std::string(64, 'a') +
+                    "}\n"
+                    "  - {name: alice, sha256: " +
+                    std::string(64, 'b') +
+                    "}\n"
+                    "metrics: {access: everyone}\n";
+  auto e = LoadConfigString(bad, "ops.yaml");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("noc_tokens.alice: operator name used twice"),
+            std::string::npos)
+      << e.status().message();
+  EXPECT_NE(e.status().message().find("metrics.access: expected loopback, token or open"),
+            std::string::npos)
+      << e.status().message();
+}
+
+}  // namespace
+}  // namespace sitepower::app

@@ -38,16 +38,50 @@ std::unique_ptr<core::Clock> MakeClock(const Config& c) {
   return std::make_unique<core::SystemClock>();
 }
 
-api::ServerOptions GrpcOptions(const Config& c) {
+api::ServerOptions GrpcOptions(const Config& c, std::shared_ptr<api::Authenticator> auth) {
   api::ServerOptions o;
   o.listen = c.listen_grpc;
   o.tls_cert = c.tls_cert;
   o.tls_key = c.tls_key;
   o.tls_client_ca = c.tls_client_ca;
+  o.authenticator = std::move(auth);
+  return o;
+}
+
+// One authenticator for both ports: failed attempts count across them.
+std::shared_ptr<api::Authenticator> MakeAuthenticator(const Config& c) {
+  std::map<std::string, api::Principal> tokens;
   for (const auto& crew : c.crews)
-    o.tokens_by_sha256[crew.token_sha256] = {api::Principal::Role::kCrew, crew.id};
-  for (const auto& t : c.noc_tokens)
-    o.tokens_by_sha256[t.sha256] = {api::Principal::Role::kNoc, t.name};
+    if (!crew.token_sha256.empty())
+      tokens[crew.token_sha256] = {api::Principal::Role::kCrew, crew.id};
+  for (const auto& t : c.noc_tokens) tokens[t.sha256] = {api::Principal::Role::kNoc, t.name};
+  return std::make_shared<api::Authenticator>(std::move(tokens));
+}
+
+// The HTTP port accepts NOC operators only.
+core::Result<std::string> HttpOperator(api::Authenticator& auth, std::string_view token,
+                                       const std::string& peer) {
+  auto who = auth.CheckToken(token, peer, "http");
+  if (!who.ok()) return who.status();
+  if (who->role != api::Principal::Role::kNoc)
+    return core::Status::PermissionDenied("crew " + who->name +
+                                          ": the dashboard and HTTP API need a NOC token");
+  return who->name;
+}
+
+web::WebOptions WebOptionsOf(const Config& c, std::shared_ptr<api::Authenticator> auth,
+                             const api::GrpcServer& grpc) {
+  web::WebOptions o;
+  o.listen = c.listen_http;
+  o.tls_cert = c.tls_cert;
+  o.tls_key = c.tls_key;
+  o.authenticate = [auth](std::string_view token, const std::string& peer) {
+    return HttpOperator(*auth, token, peer);
+  };
+  o.metrics_access = c.metrics_access == "open"    ? web::MetricsAccess::kOpen
+                     : c.metrics_access == "token" ? web::MetricsAccess::kToken
+                                                   : web::MetricsAccess::kLoopback;
+  o.extra_metrics = [auth, &grpc]() { return grpc.MetricsText() + auth->MetricsText(); };
   return o;
 }
 
@@ -151,7 +185,8 @@ int RunDaemon(const Config& config) {
     return 1;
   }
   Engine engine(io, config, *clock, ledger, **store);
-  api::GrpcServer grpc(GrpcOptions(config), ledger, engine, **store, *clock);
+  std::shared_ptr<api::Authenticator> auth = MakeAuthenticator(config);
+  api::GrpcServer grpc(GrpcOptions(config, auth), ledger, engine, **store, *clock);
   if (auto st = grpc.Start(); !st.ok()) {
     LogLine(LogLevel::kError, "grpc", {{"listen", config.listen_grpc}, {"error", st.message()}});
     return 1;
@@ -160,14 +195,12 @@ int RunDaemon(const Config& config) {
       [&engine](const core::CrewId& crew, core::LatLon where, core::TimePoint at) {
         engine.OnCrewLocation(crew, where, at);
       });
-  web::WebOptions web_options{config.listen_http, config.tls_cert, config.tls_key};
-  web::WebServer web(io, web_options, engine);
+  web::WebServer web(io, WebOptionsOf(config, auth, grpc), engine);
   if (auto st = web.Start(); !st.ok()) {
     LogLine(LogLevel::kError, "http", {{"listen", config.listen_http}, {"error", st.message()}});
     grpc.Shutdown(std::chrono::milliseconds(500));
     return 1;
   }
-  engine.SetStreamClientsGauge([&grpc]() { return grpc.StreamClients(); });
   engine.SetPublishers([&grpc]() { grpc.PublishQueue(); },
                        [&web](std::string state) { web.Publish(std::move(state)); });
 

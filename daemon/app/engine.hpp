@@ -46,8 +46,6 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   // Where to push changes; set before Start(). Either may be empty.
   void SetPublishers(std::function<void()> grpc_publish,
                      std::function<void(std::string)> web_publish);
-  // Reports connected stream clients in /metrics.
-  void SetStreamClientsGauge(std::function<int()> gauge) { stream_clients_ = std::move(gauge); }
   // Tells the engine how to speed up polling of a site on battery.
   void SetFastPollHook(std::function<void(const core::SiteId&, bool)> hook);
 
@@ -68,7 +66,7 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   std::string StateJson() override;
   std::string MetricsText() override;
   bool Ready() override;
-  core::Result<std::string> Override(const std::string& bearer_token,
+  core::Result<std::string> Override(const std::string& operator_name,
                                      const std::string& body) override;
 
  private:
@@ -140,7 +138,6 @@ class Engine final : public api::NocBackend, public web::WebBackend {
   std::function<void()> grpc_publish_;
   std::function<void(std::string)> web_publish_;
   std::function<void(const core::SiteId&, bool)> fast_poll_;
-  std::function<int()> stream_clients_;
 
   // Counters for /metrics.
   struct Counters {

@@ -309,11 +309,6 @@ std::string Engine::MetricsText() {
   counter("sitepower_contradictions_total",
           "Crew reports of a running generator that the telemetry contradicted.",
           counters_.contradictions);
-  if (stream_clients_) {
-    m << "# HELP sitepower_stream_clients Connected gRPC stream clients.\n"
-         "# TYPE sitepower_stream_clients gauge\nsitepower_stream_clients "
-      << stream_clients_() << "\n";
-  }
   return m.str();
 }
 

@@ -20,6 +20,14 @@ const char* const kMigrations[] = {
       who TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
     CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     )sql",
+    // 2: an idempotency key is bound to a digest of its request and expires.
+    // Older records keep an empty digest and count from the migration.
+    R"sql(
+    ALTER TABLE idempotency ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+    ALTER TABLE idempotency ADD COLUMN at_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE idempotency SET at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+    CREATE INDEX idempotency_at ON idempotency (at_ms);
+    )sql",
 };
 
 class SqliteStore final : public Store {
@@ -90,11 +98,14 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  core::Result<std::optional<std::string>> GetIdempotency(const std::string& key) override {
+  core::Result<std::optional<IdempotencyRecord>> GetIdempotency(const std::string& key) override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::optional<std::string> out;
-    auto st = Query("SELECT reply FROM idempotency WHERE key = ?1", {key},
-                    [&out](sqlite3_stmt* s) { out = Text(s, 0); });
+    std::optional<IdempotencyRecord> out;
+    auto st = Query(
+        "SELECT key, digest, reply, at_ms FROM idempotency WHERE key = ?1", {key},
+        [&out](sqlite3_stmt* s) {
+          out = IdempotencyRecord{Text(s, 0), Text(s, 1), Text(s, 2), sqlite3_column_int64(s, 3)};
+        });
     if (!st.ok()) return st;
     return out;
   }
@@ -177,11 +188,17 @@ class SqliteStore final : public Store {
       if (auto st = Run("INSERT OR REPLACE INTO tasks (id, json) VALUES (?1, ?2)", {id, json});
           !st.ok())
         return st;
-    if (c.idempotency)
-      if (auto st = Run("INSERT INTO idempotency (key, reply) VALUES (?1, ?2)",
-                        {c.idempotency->first, c.idempotency->second});
+    if (c.expire_idempotency_before_ms > 0)
+      if (auto st =
+              Run("DELETE FROM idempotency WHERE at_ms < ?1", {}, {c.expire_idempotency_before_ms});
           !st.ok())
-        return st;
+        return st.WithContext("expiring idempotency keys");
+    if (const auto& i = c.idempotency)
+      if (auto st = Run("INSERT OR REPLACE INTO idempotency (key, digest, reply, at_ms) "
+                        "VALUES (?1, ?2, ?3, ?4)",
+                        {i->key, i->digest, i->reply}, {i->at_unix_ms});
+          !st.ok())
+        return st.WithContext("idempotency key " + i->key);
     for (const auto& a : c.audit)
       if (auto st = Run(
               "INSERT INTO audit (who, role, action, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",

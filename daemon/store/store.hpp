@@ -36,11 +36,21 @@ struct AuditRecord {
   std::string detail;
 };
 
+// The answer given to one idempotency key, bound to the request it answered.
+struct IdempotencyRecord {
+  std::string key;         // "<crew>/<client key>"
+  std::string digest;      // of the request; empty in records written before schema 2
+  std::string reply;       // what was answered (task JSON)
+  int64_t at_unix_ms = 0;  // when it was first answered
+};
+
 // Everything one decision changes, written in one transaction.
 struct Commit {
   std::vector<TaskEventRecord> events;
-  std::vector<std::pair<std::string, std::string>> tasks;          // task id -> task JSON (upsert)
-  std::optional<std::pair<std::string, std::string>> idempotency;  // key -> stored reply
+  std::vector<std::pair<std::string, std::string>> tasks;  // task id -> task JSON (upsert)
+  std::optional<IdempotencyRecord> idempotency;            // upsert (an expired key is reused)
+  // > 0: idempotency records answered before this time are deleted.
+  int64_t expire_idempotency_before_ms = 0;
   std::vector<AuditRecord> audit;
   std::vector<std::pair<std::string, std::string>> kv;  // "namespace/key" -> value (upsert)
 };
@@ -51,7 +61,8 @@ class Store {
   virtual core::Status Apply(const Commit& commit) = 0;
   virtual core::Result<std::vector<TaskEventRecord>> LoadTaskEvents() = 0;  // by crew, seq
   virtual core::Result<std::map<std::string, std::string>> LoadTasks() = 0;
-  virtual core::Result<std::optional<std::string>> GetIdempotency(const std::string& key) = 0;
+  // The record for `key`, expired or not (the caller knows the time); nullopt if none.
+  virtual core::Result<std::optional<IdempotencyRecord>> GetIdempotency(const std::string& key) = 0;
   virtual core::Result<std::vector<AuditRecord>> LoadAudit(size_t newest_n) = 0;
   // Every "namespace/key" -> value whose key starts with `prefix`.
   virtual core::Result<std::map<std::string, std::string>> LoadKv(const std::string& prefix) = 0;

@@ -1,5 +1,6 @@
 #include "tasks/task_ledger.hpp"
 
+#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -182,13 +183,30 @@ core::Result<Task> TaskFromJson(const std::string& text) {
   }
 }
 
+std::string UpdateDigest(const core::TaskId& id, TaskStatus to, const std::string& reason) {
+  std::string canonical;
+  for (std::string_view field :
+       {std::string_view(id), TaskStatusName(to), std::string_view(reason)})
+    canonical += std::to_string(field.size()) + ":" + std::string(field) + ";";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(canonical.data(), canonical.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
 bool ReportedByCrew(const TaskEvent& e) {
   // Update() writes "crew <id>: <status>"; nothing else starts that way.
   return e.kind == EventKind::kStatus && e.message.rfind("crew " + e.crew + ":", 0) == 0;
 }
 
-TaskLedger::TaskLedger(store::Store& store, const core::Clock& clock)
-    : store_(store), clock_(clock) {}
+TaskLedger::TaskLedger(store::Store& store, const core::Clock& clock, core::Millis idempotency_ttl)
+    : store_(store), clock_(clock), idempotency_ttl_(idempotency_ttl) {}
 
 core::Status TaskLedger::Recover() {
   auto tasks = store_.LoadTasks();
@@ -230,10 +248,9 @@ void TaskLedger::Emit(std::vector<TaskEvent>& out, const core::CrewId& crew, Eve
   out.push_back({crew, seq, clock_.Now(), kind, t, std::move(message)});
 }
 
-core::Status TaskLedger::CommitLocked(
-    const std::vector<TaskEvent>& events,
-    std::optional<std::pair<std::string, std::string>> idempotency,
-    std::vector<store::AuditRecord> audit) {
+core::Status TaskLedger::CommitLocked(const std::vector<TaskEvent>& events,
+                                      std::optional<store::IdempotencyRecord> idempotency,
+                                      std::vector<store::AuditRecord> audit) {
   store::Commit c;
   std::map<core::TaskId, std::string> latest;
   for (const auto& e : events) {
@@ -243,6 +260,8 @@ core::Status TaskLedger::CommitLocked(
     latest[e.task.id] = tj;
   }
   for (auto& [id, tj] : latest) c.tasks.emplace_back(id, std::move(tj));
+  if (idempotency)
+    c.expire_idempotency_before_ms = idempotency->at_unix_ms - idempotency_ttl_.count();
   c.idempotency = std::move(idempotency);
   c.audit = std::move(audit);
   if (c.events.empty() && !c.idempotency && c.audit.empty()) return core::Status::Ok();
@@ -386,17 +405,26 @@ std::vector<TaskEvent> TaskLedger::ApplyPlan(const std::vector<Assignment>& plan
 core::Result<TaskLedger::UpdateResult> TaskLedger::Update(const core::CrewId& crew,
                                                           const core::TaskId& id, TaskStatus to,
                                                           const std::string& reason,
-                                                          const std::string& key) {
+                                                          const std::string& key, const Actor& by) {
   if (key.empty()) return core::Status::InvalidArgument("idempotency_key: required");
   if (to == TaskStatus::kDeclined && reason.empty())
     return core::Status::InvalidArgument("reason: required when declining");
   const std::string idem_key = crew + "/" + key;
+  const std::string digest = UpdateDigest(id, to, reason);
   std::unique_lock<std::mutex> lock(mu_);
+  const core::TimePoint now = clock_.Now();
   auto prior = store_.GetIdempotency(idem_key);
   if (!prior.ok()) return prior.status();
-  if (prior->has_value()) {
-    auto t = TaskFromJson(**prior);
+  if (prior->has_value() && (*prior)->at_unix_ms >= Ms(now) - idempotency_ttl_.count()) {
+    auto t = TaskFromJson((*prior)->reply);
     if (!t.ok()) return t.status();
+    // Records from before digests: the answer itself tells the task and status.
+    const bool same =
+        (*prior)->digest.empty() ? t->id == id && t->status == to : (*prior)->digest == digest;
+    if (!same)
+      return core::Status::InvalidArgument(
+          "idempotency_key: idempotency key reused for another request (it answered " + t->id +
+          " " + std::string(TaskStatusName(t->status)) + "); use a new key for each update");
     return UpdateResult{*t, true};
   }
   auto it = tasks_.find(id);
@@ -406,22 +434,25 @@ core::Result<TaskLedger::UpdateResult> TaskLedger::Update(const core::CrewId& cr
     return core::Status::PermissionDenied("task " + id + " belongs to another crew");
   if (std::string why = RefuseTransition(t.status, to); !why.empty())
     return core::Status::FailedPrecondition("task " + id + ": " + why);
-  const core::TimePoint now = clock_.Now();
   t.status = to;
   t.updated = now;
   if (to == TaskStatus::kDeclined) {
     t.decline_reason = reason;
     t.order = 0;
   }
+  const bool for_crew = by.role == Actor::Role::kNoc;
+  const std::string acting = for_crew ? "noc " + by.name + " acting for " + crew : "";
   std::vector<TaskEvent> out;
   std::string msg = "crew " + crew + ": " + std::string(TaskStatusName(to));
   if (!reason.empty()) msg += " (" + reason + ")";
+  if (for_crew) msg += " [" + acting + "]";
   Emit(out, crew, EventKind::kStatus, t, msg);
-  store::AuditRecord audit{core::Millis(now.time_since_epoch()).count(), crew, "crew",
+  std::string detail = id + " " + t.site + (reason.empty() ? "" : ": " + reason);
+  store::AuditRecord audit{Ms(now), for_crew ? by.name : crew, for_crew ? "noc" : "crew",
                            "task." + std::string(TaskStatusName(to)),
-                           id + " " + t.site + (reason.empty() ? "" : ": " + reason)};
-  if (auto st = CommitLocked(out, std::make_pair(idem_key, TaskToJson(t)), {audit}); !st.ok())
-    return st;
+                           for_crew ? acting + ": " + detail : detail};
+  store::IdempotencyRecord idem{idem_key, digest, TaskToJson(t), Ms(now)};
+  if (auto st = CommitLocked(out, std::move(idem), {audit}); !st.ok()) return st;
   std::lock_guard<std::mutex> order(notify_mu_);
   lock.unlock();
   Notify(out);

@@ -84,9 +84,21 @@ struct Assignment {
   std::string reason;
 };
 
+// Who sends an update: the crew itself, or a NOC operator acting for it
+// (audited as "noc <operator> acting for <crew>").
+struct Actor {
+  enum class Role { kCrew, kNoc } role = Role::kCrew;
+  std::string name;  // the crew id, or the operator's name
+};
+
+// How long an idempotency key is remembered (ledger clock): a phone's offline
+// queue is flushed well within it; afterwards the key may be used anew.
+inline constexpr std::chrono::hours kIdempotencyTtl{72};
+
 class TaskLedger {
  public:
-  TaskLedger(store::Store& store, const core::Clock& clock);
+  TaskLedger(store::Store& store, const core::Clock& clock,
+             core::Millis idempotency_ttl = kIdempotencyTtl);
 
   core::Status Recover();  // reload tasks and sequences from the store
 
@@ -101,11 +113,18 @@ class TaskLedger {
     Task task;
     bool duplicate = false;
   };
-  // A crew's update. Errors: NotFound (no such task), PermissionDenied (another
-  // crew's task), FailedPrecondition (impossible transition, with why),
-  // InvalidArgument (missing key, DECLINED without reason).
+  // A crew's update, sent by `by` (the crew itself when by.name is empty).
+  // Idempotency: the key is scoped to (crew, key) and bound to a digest of
+  // (task, status, reason); the same key with the same request within the TTL
+  // returns the first answer with duplicate = true (survives restarts), with
+  // another request InvalidArgument ("idempotency key reused for another
+  // request"), and is a new key after the TTL. Errors: NotFound (no such
+  // task), PermissionDenied (another crew's task), FailedPrecondition
+  // (impossible transition, with why), InvalidArgument (missing key, DECLINED
+  // without reason, reused key).
   core::Result<UpdateResult> Update(const core::CrewId& crew, const core::TaskId& id, TaskStatus to,
-                                    const std::string& reason, const std::string& idempotency_key);
+                                    const std::string& reason, const std::string& idempotency_key,
+                                    const Actor& by = {});
 
   void OnGeneratorRunning(const core::SiteId& site);  // telemetry closed loop
   void OnMainsRestored(const core::SiteId& site);     // release running, cancel the rest
@@ -127,12 +146,13 @@ class TaskLedger {
             std::string message);
   // Commits events + tasks (+ idempotency, audit) and only then records them.
   core::Status CommitLocked(const std::vector<TaskEvent>& events,
-                            std::optional<std::pair<std::string, std::string>> idempotency,
+                            std::optional<store::IdempotencyRecord> idempotency,
                             std::vector<store::AuditRecord> audit);
   void Notify(const std::vector<TaskEvent>& events);
 
   store::Store& store_;
   const core::Clock& clock_;
+  const core::Millis idempotency_ttl_;
   mutable std::mutex mu_;  // guards everything below
   std::map<core::TaskId, Task> tasks_;
   std::map<core::SiteId, core::TaskId> open_by_site_;
@@ -150,6 +170,10 @@ class TaskLedger {
   uint64_t next_listener_ = 1;
   std::mutex notify_mu_;  // keeps listener calls in commit order
 };
+
+// The digest an idempotency key is bound to: SHA-256 (hex) of the request's
+// task id, status and reason, each length-prefixed.
+std::string UpdateDigest(const core::TaskId& id, TaskStatus to, const std::string& reason);
 
 // Task <-> JSON, for the store and for idempotent replies.
 std::string TaskToJson(const Task& t);

@@ -133,6 +133,72 @@ TEST_F(LedgerTest, RetriedUpdateIsAppliedOnce) {
   EXPECT_EQ(ledger_->LastSeq("A1"), 2u);
 }
 
+// The outside client's finding: a key reused to decline another task must not
+// return the first answer (and lose the decline); it is refused, also after
+// a restart, and the decline goes through with its own key.
+TEST_F(LedgerTest, AKeyIsBoundToItsRequest) {
+  auto ev = ledger_->ApplyPlan({A("S1", "A1", 1), A("S2", "A1", 2)}, "test");
+  ASSERT_EQ(ev.size(), 2u);
+  const std::string t1 = ev[0].task.id, t2 = ev[1].task.id;
+  ASSERT_TRUE(ledger_->Update("A1", t1, TaskStatus::kAccepted, "", "k").ok());
+  for (int restart = 0; restart < 2; ++restart) {
+    auto other = ledger_->Update("A1", t2, TaskStatus::kDeclined, "flood", "k");
+    ASSERT_FALSE(other.ok());
+    EXPECT_EQ(other.status().code(), core::Status::Code::kInvalidArgument);
+    EXPECT_NE(other.status().message().find("idempotency key reused for another request"),
+              std::string::npos)
+        << other.status().message();
+    // Same task, another status, or another reason: also another request.
+    EXPECT_FALSE(ledger_->Update("A1", t1, TaskStatus::kDeclined, "x", "k").ok());
+    auto same = ledger_->Update("A1", t1, TaskStatus::kAccepted, "", "k");
+    ASSERT_TRUE(same.ok());
+    EXPECT_TRUE(same->duplicate);
+    Open();
+  }
+  auto decline = ledger_->Update("A1", t2, TaskStatus::kDeclined, "flood", "k2");
+  ASSERT_TRUE(decline.ok()) << decline.status().ToString();
+  EXPECT_FALSE(decline->duplicate);
+  EXPECT_EQ(decline->task.status, TaskStatus::kDeclined);
+  // Keys are scoped per crew: B1 may use "k" for its own task.
+  auto b = ledger_->ApplyPlan({A("S1", "A1", 1), A("S3", "B1", 1)}, "test");
+  ASSERT_FALSE(b.empty());
+  auto b1 = ledger_->Update("B1", b.back().task.id, TaskStatus::kAccepted, "", "k");
+  ASSERT_TRUE(b1.ok()) << b1.status().ToString();
+  EXPECT_FALSE(b1->duplicate);
+}
+
+TEST_F(LedgerTest, IdempotencyKeysExpireAfterTheirTtl) {
+  auto ev = ledger_->ApplyPlan({A("S1", "A1", 1), A("S2", "A1", 2)}, "test");
+  const std::string t1 = ev[0].task.id, t2 = ev[1].task.id;
+  ASSERT_TRUE(ledger_->Update("A1", t1, TaskStatus::kAccepted, "", "k").ok());
+  clock_.now += kIdempotencyTtl - std::chrono::minutes(1);
+  EXPECT_TRUE(ledger_->Update("A1", t1, TaskStatus::kAccepted, "", "k")->duplicate);
+  clock_.now += std::chrono::minutes(2);  // past the TTL: the key is new again
+  auto reuse = ledger_->Update("A1", t2, TaskStatus::kAccepted, "", "k");
+  ASSERT_TRUE(reuse.ok()) << reuse.status().ToString();
+  EXPECT_FALSE(reuse->duplicate);
+  EXPECT_EQ(reuse->task.id, t2);
+}
+
+TEST_F(LedgerTest, NocActingForACrewIsAudited) {
+  auto ev = ledger_->ApplyPlan({A("S1", "A1", 1)}, "test");
+  auto r = ledger_->Update("A1", ev[0].task.id, TaskStatus::kAccepted, "", "k",
+                           Actor{Actor::Role::kNoc, "alice"});
+  ASSERT_TRUE(r.ok());
+  auto audit = store_->LoadAudit(1);
+  ASSERT_TRUE(audit.ok() && audit->size() == 1u);
+  EXPECT_EQ(audit->at(0).who, "alice");
+  EXPECT_EQ(audit->at(0).role, "noc");
+  EXPECT_NE(audit->at(0).detail.find("noc alice acting for A1"), std::string::npos);
+  auto events = ledger_->EventsAfter("A1", 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].message.find("noc alice acting for A1"), std::string::npos);
+  // A crew's own update is audited as the crew.
+  ASSERT_TRUE(ledger_->Update("A1", ev[0].task.id, TaskStatus::kEnRoute, "", "k2").ok());
+  EXPECT_EQ(store_->LoadAudit(1)->at(0).who, "A1");
+  EXPECT_EQ(store_->LoadAudit(1)->at(0).role, "crew");
+}
+
 TEST_F(LedgerTest, DeclineReturnsSiteAndReplanReassignsVisibly) {
   auto id = ledger_->ApplyPlan({A("S1", "A1", 1), A("S2", "A1", 2)}, "t")[0].task.id;
   EXPECT_FALSE(ledger_->Update("A1", id, TaskStatus::kDeclined, "", "d0").ok());  // reason needed

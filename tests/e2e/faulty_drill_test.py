@@ -35,7 +35,8 @@ drill = subprocess.Popen([BIN + "/sitepower-drill", SCEN + "/wuzhai-2020-03-08.y
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 lines = []
 url = None
-while url is None:
+token = None
+while url is None or token is None:
     line = drill.stdout.readline()
     if not line:
         break
@@ -43,6 +44,9 @@ while url is None:
     m = re.match(r"dashboard: (http://\S+)", line)
     if m:
         url = m.group(1)
+    m = re.match(r"noc token: (\S+)", line)
+    if m:
+        token = m.group(1)
 threading.Thread(target=lambda: lines.extend(drill.stdout), daemon=True).start()
 check(url is not None, "the drill printed its dashboard")
 
@@ -54,7 +58,8 @@ fresh_while_faulty = set()
 samples = 0
 while url and drill.poll() is None:
     try:
-        doc = json.load(urllib.request.urlopen(url + "api/state", timeout=2))
+        req = urllib.request.Request(url + "api/state", headers={"Authorization": "Bearer %s" % token})
+        doc = json.load(urllib.request.urlopen(req, timeout=2))
     except Exception:
         time.sleep(0.2)
         continue

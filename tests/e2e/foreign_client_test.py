@@ -15,6 +15,11 @@
 - The closed loop and escalation: a crew's "generator running" that the
   controller contradicts is flagged to the NOC and cleared when the telemetry
   agrees; a crew that never acknowledges is escalated.
+- Security as an outsider sees it: every HTTP endpoint but /healthz, /readyz
+  and the static files needs the NOC credential (no, wrong and crew tokens
+  refused, error bodies JSON even for control characters); an idempotency key
+  reused for another request is INVALID_ARGUMENT; the NOC may act for a crew;
+  `sitepowerctl queue --json` speaks the proto's enum names.
 
 Run by CTest: foreign_client_test.py BIN_DIR PROTO_DIR
 """
@@ -27,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 BIN, PROTO = sys.argv[1], sys.argv[2]
@@ -138,7 +144,52 @@ try:
     import ssl
     tls_ctx = ssl.create_default_context(cafile=cert)
     _urlopen = urllib.request.urlopen
-    urllib.request.urlopen = lambda url, timeout=5: _urlopen(url, timeout=timeout, context=tls_ctx)
+    NOC = {"Authorization": "Bearer noc-token"}
+
+    def http_call(url, headers=None, data=None, timeout=5):
+        """(status, body) of a request over HTTPS; HTTP errors are answers too."""
+        req = urllib.request.Request(url, headers=headers or {}, data=data)
+        try:
+            with _urlopen(req, timeout=timeout, context=tls_ctx) as r:
+                return r.status, r.read(65536)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    # The NOC's reads below carry its token.
+    urllib.request.urlopen = lambda url, timeout=5: _urlopen(
+        urllib.request.Request(url, headers=NOC), timeout=timeout, context=tls_ctx)
+
+    # --- HTTP access: one table of endpoints, three bad credentials each -------
+    protected = [("GET", "/api/state"), ("GET", "/api/session"), ("GET", "/events"),
+                 ("POST", "/api/override"), ("POST", "/logout")]
+    bad_creds = {"no token": {}, "a wrong token": {"Authorization": "Bearer nope"},
+                 "a crew token": {"Authorization": "Bearer a1-token"},
+                 "a forged session": {"Cookie": "sp_session=0123456789abcdef"}}
+    for method, path in protected:
+        for what, headers in bad_creds.items():
+            code, body = http_call(http + path, headers, b"{}" if method == "POST" else None)
+            want = 403 if what == "a crew token" else 401
+            try:
+                parsed = "error" in json.loads(body)
+            except ValueError:
+                parsed = False
+            check(code == want and parsed, "%s %s with %s: %d and a JSON error (%s)" % (
+                method, path, what, code, body[:80]))
+        code, _ = http_call(http + path + "?token=noc-token", {}, b"{}" if method == "POST" else None)
+        check(code == 401, "%s %s: a token in the URL is not a credential (%d)" % (method, path, code))
+    for path in ("/healthz", "/readyz", "/", "/app.js", "/style.css", "/login.html"):
+        code, _ = http_call(http + path)
+        check(code in (200, 503), "%s needs no credential (%d)" % (path, code))
+    code, _ = http_call(http + "/metrics")
+    check(code == 200, "/metrics is open to loopback by default (%d)" % code)
+    code, body = http_call(http + "/api/override", dict(NOC, **{"Content-Type": "application/json"}),
+                           json.dumps({"action": "hold", "site": "S\u0001\u0007\n9", "why": "x"}).encode())
+    try:
+        err = json.loads(body)["error"]
+    except (ValueError, KeyError):
+        err = None
+    check(code == 404 and err is not None and "\u0001" in err,
+          "an unknown site id with control characters: 404 with a JSON body (%r)" % body[:80])
 
     def site_state():
         doc = json.load(urllib.request.urlopen(http + "/api/state", timeout=5))
@@ -185,6 +236,26 @@ try:
         check(False, "plain HTTP is not served on the HTTPS port")
     except Exception:
         check(True, "plain HTTP is not served on the HTTPS port")
+    def tls_handshake(port, version):
+        """True when a TLS handshake at exactly `version` completes."""
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1/TLSv1_1: on purpose
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer old versions at all
+        ctx.minimum_version = ctx.maximum_version = version
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with ctx.wrap_socket(raw):
+                    return True
+        except (ssl.SSLError, OSError):
+            return False
+    for name, port in (("gRPC", ports["grpc_port"]), ("HTTPS", ports["http_port"])):
+        check(tls_handshake(port, ssl.TLSVersion.TLSv1_2), "%s accepts TLS 1.2" % name)
+        check(not tls_handshake(port, ssl.TLSVersion.TLSv1_1) and not tls_handshake(port, ssl.TLSVersion.TLSv1),
+              "%s refuses TLS 1.0 and 1.1" % name)
     check(code_of(lambda: crew.ListMyTasks(req, metadata=[("authorization", "Bearer nope")]))
           == grpc.StatusCode.UNAUTHENTICATED, "bad token: UNAUTHENTICATED")
     check(code_of(lambda: crew.ListMyTasks(req, metadata=[("authorization", "Bearer b1-token")]))
@@ -220,6 +291,19 @@ try:
     r1 = upd(common_pb2.TASK_STATUS_ACCEPTED, "py-accept-1")
     r2 = upd(common_pb2.TASK_STATUS_ACCEPTED, "py-accept-1")
     check(not r1.duplicate and r2.duplicate, "a retried accept is applied once (duplicate=%s)" % r2.duplicate)
+    try:
+        crew.UpdateTask(crew_pb2.UpdateTaskRequest(
+            crew_id="A1", task_id=task_id, status=common_pb2.TASK_STATUS_DECLINED, reason="flooded road",
+            idempotency_key="py-accept-1"), metadata=A1)
+        reused = (grpc.StatusCode.OK, "")
+    except grpc.RpcError as e:
+        reused = (e.code(), e.details())
+    check(reused[0] == grpc.StatusCode.INVALID_ARGUMENT and "reused for another request" in reused[1],
+          "the key reused to decline: INVALID_ARGUMENT, not a silent duplicate (%s)" % (reused,))
+    noc_view = crew.ListMyTasks(crew_pb2.ListMyTasksRequest(crew_id="A1"),
+                                metadata=[("authorization", "Bearer noc-token")])
+    check(any(t.task_id == task_id and t.status == common_pb2.TASK_STATUS_ACCEPTED for t in noc_view.tasks),
+          "the NOC acts for a crew (crew.proto): it lists A1's accepted task")
     check(code_of(lambda: upd(common_pb2.TASK_STATUS_GENERATOR_RUNNING, "py-skip"))
           == grpc.StatusCode.FAILED_PRECONDITION, "accepted -> generator running refused: FAILED_PRECONDITION")
     accepted = read(stream, lambda ev: ev.task.status == common_pb2.TASK_STATUS_ACCEPTED, 10)
@@ -273,7 +357,8 @@ try:
         check(False, "/metrics does not parse: %s" % e)
     want = {"sitepower_polls": "counter", "sitepower_poll_errors": "counter", "sitepower_sites": "gauge",
             "sitepower_tasks": "gauge", "sitepower_plans": "counter", "sitepower_last_plan_seconds": "gauge",
-            "sitepower_stream_clients": "gauge", "sitepower_contradictions": "counter"}
+            "sitepower_stream_clients": "gauge", "sitepower_contradictions": "counter",
+            "sitepower_auth_failures": "counter", "sitepower_auth_slowed_peers": "gauge"}
     wrong = [n for n, t in want.items() if families.get(n) is None or families[n].type != t]
     check(not wrong, "/metrics parses as Prometheus text: %d families%s" % (
         len(families), "; missing or mistyped: %s of %s" % (wrong, {n: f.type for n, f in families.items()})
@@ -281,6 +366,12 @@ try:
     on_batt = [s.value for s in families["sitepower_sites"].samples if s.labels.get("state") == "on_battery"] \
         if "sitepower_sites" in families else []
     check(on_batt and on_batt[0] >= 1, "sites on battery per /metrics: %s" % on_batt)
+    kinds = sorted(s.labels.get("kind") for s in families["sitepower_stream_clients"].samples) \
+        if "sitepower_stream_clients" in families else []
+    check(kinds == ["crew", "noc"], "stream clients by kind: %s" % kinds)
+    fails = [s.value for s in families["sitepower_auth_failures"].samples
+             if s.labels.get("transport") == "http"] if "sitepower_auth_failures" in families else []
+    check(fails and fails[0] >= 5, "failed HTTP authentications counted: %s" % fails)
     # The generator really takes the load: the battery charges again.
     store.setValues(3, 2, [412])
     cleared = wait_for(lambda: events("contradiction_cleared"), 30, "the flag to clear")
@@ -290,6 +381,19 @@ try:
     esc = wait_for(lambda: [e for e in events("escalation") if e["crew"] == "B1"], 30, "B1's escalation")
     check(esc[0]["site"] == "S2", "a task not acknowledged in time is escalated: %s" % esc[0]["message"])
     check(not [e for e in events("escalation") if e["crew"] == "A1"], "A1, who acknowledged, is not")
+
+    # --- the queue as JSON: the proto's names -------------------------------------
+    q = subprocess.run([BIN + "/sitepowerctl", "queue", "--server", grpc_addr, "--token", "noc-token",
+                        "--tls-ca", cert, "--json"], capture_output=True, text=True, timeout=30)
+    try:
+        snap = json.loads(q.stdout.splitlines()[0])
+    except (ValueError, IndexError):
+        snap = {}
+    states = {s["site_id"]: s["state"] for s in snap.get("sites", [])}
+    check(states.get("S1", "").startswith("POWER_STATE_") and
+          all(e["status"].startswith("TASK_STATUS_") for e in snap.get("entries", [])) and
+          {c["crew_id"] for c in snap.get("crews", [])} == {"A1", "B1"},
+          "sitepowerctl queue --json: enum names, sites and crews (%s)" % (q.stdout[:160] or q.stderr))
 
     # --- overrides from the CLI, over HTTPS: refused without the NOC token, audited --
     ctl = [BIN + "/sitepowerctl", "override", "--http", "127.0.0.1:%d" % ports["http_port"],
@@ -323,5 +427,60 @@ rec = subprocess.run([BIN + "/sitepowerctl", "recording", work + "/telemetry.rec
 rows = rec.stdout.strip().splitlines()
 check(rec.returncode == 0 and len(rows) > 20 and rows[1].split(",")[1].startswith("49.87"),
       "the telemetry recording holds S1's samples (%d rows): %s" % (len(rows) - 1, rows[1] if len(rows) > 1 else rec.stderr))
+# --- an outside crew in a drill: --external-crew ---------------------------------
+# The drill leaves A1 to this client and prints where and how to reach the
+# daemon; A1's tasks come to this client, and on SIGTERM the drill stops its
+# daemon and removes its temp dir.
+scenario = os.path.join(PROTO, "..", "..", "shared", "scenarios", "wuzhai-2020-03-08.yaml")
+drill = subprocess.Popen([BIN + "/sitepower-drill", scenario, "--speed", "120", "--external-crew", "A1",
+                          "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+printed = {}
+try:
+    import re
+    end = time.time() + 30
+    while time.time() < end and not {"grpc", "external", "dir"} <= printed.keys():
+        line = drill.stdout.readline()
+        if not line:
+            break
+        if m := re.match(r"grpc: (127\.0\.0\.1:\d+)", line):
+            printed["grpc"] = m.group(1)
+        if m := re.match(r"external crew A1: grpc (\S+) token (\S+)", line):
+            printed["external"] = (m.group(1), m.group(2))
+        if m := re.match(r"noc token: \S+\s+\(work dir (\S+)\)", line):
+            printed["dir"] = m.group(1)
+    check("grpc" in printed, "the drill prints its gRPC address: %s" % printed.get("grpc"))
+    check("external" in printed and printed["external"][0] == printed.get("grpc"),
+          "the drill prints the external crew's address and token: %s" % (printed.get("external"),))
+    if "external" in printed:
+        addr, token = printed["external"]
+        ch = grpc.insecure_channel(addr)
+        outside = crew_pb2_grpc.CrewServiceStub(ch)
+        events = outside.SubscribeTasks(crew_pb2.SubscribeTasksRequest(crew_id="A1", after_seq=0),
+                                        metadata=[("authorization", "Bearer " + token)], timeout=60)
+        first = None
+        try:
+            for ev in events:
+                if ev.kind == crew_pb2.TaskEvent.KIND_ASSIGNED:
+                    first = ev
+                    break
+        except grpc.RpcError as e:
+            print("stream ended: %s" % e)
+        check(first is not None, "the outside client receives A1's task: %s" % (first.task.site_id if first else None))
+        if first is not None:
+            r = outside.UpdateTask(crew_pb2.UpdateTaskRequest(
+                crew_id="A1", task_id=first.task.task_id, status=common_pb2.TASK_STATUS_ACCEPTED,
+                idempotency_key="outside-1"), metadata=[("authorization", "Bearer " + token)])
+            check(r.task.status == common_pb2.TASK_STATUS_ACCEPTED, "and accepts it as A1")
+        events.cancel()
+        ch.close()
+finally:
+    drill.terminate()
+    try:
+        drill.wait(30)
+    except subprocess.TimeoutExpired:
+        drill.kill()
+check("dir" in printed and not os.path.exists(printed["dir"]),
+      "the drill removed its temp dir on exit: %s" % printed.get("dir"))
+
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)

@@ -120,24 +120,66 @@ void PrintTable(const v1::QueueSnapshot& q, int offset_min) {
   std::fflush(stdout);
 }
 
+// Machine output: the proto's field and enum names (TASK_STATUS_EN_ROUTE,
+// TIER_VIP, POWER_STATE_ON_BATTERY), never the table's display words.
 nlohmann::json ToJson(const v1::QueueSnapshot& q) {
   nlohmann::json entries = nlohmann::json::array();
   for (const auto& e : q.entries()) {
     const auto& t = e.task();
     entries.push_back({{"task_id", t.task_id()},
-                       {"site", t.site_id()},
-                       {"crew", t.crew_id()},
+                       {"site_id", t.site_id()},
+                       {"site_name", t.site_name()},
+                       {"tier", v1::Tier_Name(t.tier())},
+                       {"crew_id", t.crew_id()},
                        {"order", t.order()},
-                       {"status", StatusName(t.status())},
+                       {"status", v1::TaskStatus_Name(t.status())},
                        {"eta_unix_ms", t.eta_unix_ms()},
                        {"deadline_unix_ms", t.deadline_unix_ms()},
+                       {"hookup_min", t.hookup_min()},
                        {"margin_min", e.margin_min()},
                        {"reason", t.reason()}});
   }
-  return {{"version", q.version()}, {"at_unix_ms", q.at_unix_ms()}, {"entries", entries}};
+  nlohmann::json sites = nlohmann::json::array();
+  for (const auto& s : q.sites()) {
+    nlohmann::json site = {{"site_id", s.site_id()},
+                           {"name", s.name()},
+                           {"grid", s.grid()},
+                           {"location", {{"lat", s.location().lat()}, {"lon", s.location().lon()}}},
+                           {"tier", v1::Tier_Name(s.tier())},
+                           {"state", v1::PowerState_Name(s.state())},
+                           {"runtime", nullptr},
+                           {"mains_fail_unix_ms", s.mains_fail_unix_ms()},
+                           {"battery_v", s.battery_v()},
+                           {"battery_a", s.battery_a()},
+                           {"soc_pct", s.soc_pct()},
+                           {"last_sample_unix_ms", s.last_sample_unix_ms()},
+                           {"task_id", s.task_id()},
+                           {"feeds", std::vector<std::string>(s.feeds().begin(), s.feeds().end())}};
+    if (s.has_runtime())
+      site["runtime"] = {{"p10_min", s.runtime().p10_min()},
+                         {"p50_min", s.runtime().p50_min()},
+                         {"p90_min", s.runtime().p90_min()},
+                         {"at_unix_ms", s.runtime().at_unix_ms()}};
+    sites.push_back(std::move(site));
+  }
+  nlohmann::json crews = nlohmann::json::array();
+  for (const auto& c : q.crews())
+    crews.push_back({{"crew_id", c.crew_id()},
+                     {"location", {{"lat", c.location().lat()}, {"lon", c.location().lon()}}},
+                     {"generators_left", c.generators_left()},
+                     {"available", c.available()}});
+  return {{"version", q.version()},
+          {"at_unix_ms", q.at_unix_ms()},
+          {"entries", entries},
+          {"sites", sites},
+          {"crews", crews}};
 }
 
 }  // namespace
+
+std::string QueueJson(const v1::QueueSnapshot& q) {
+  return ToJson(q).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 int RunQueueCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {"--watch", "--json", "--help"});
@@ -163,7 +205,7 @@ int RunQueueCommand(int argc, char** argv) {
   v1::QueueSnapshot q;
   while (reader->Read(&q)) {
     if (a.has("--json"))
-      std::printf("%s\n", ToJson(q).dump().c_str());
+      std::printf("%s\n", QueueJson(q).c_str());
     else
       PrintTable(q, offset);
     std::fflush(stdout);

@@ -2,7 +2,17 @@
 // daemon's HTTP API, the same endpoint the dashboard uses).
 #pragma once
 
+#include <string>
+
+namespace sitepower::v1 {
+class QueueSnapshot;
+}
+
 namespace sitepower::ctl {
+
+// `queue --json`: one JSON object per snapshot with the proto's field and
+// enum names (TASK_STATUS_*, TIER_*, POWER_STATE_*): entries, sites, crews.
+std::string QueueJson(const sitepower::v1::QueueSnapshot& q);
 
 // queue --server HOST:PORT --token T [--tls-ca FILE] [--watch] [--json]
 int RunQueueCommand(int argc, char** argv);

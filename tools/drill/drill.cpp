@@ -12,9 +12,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -354,6 +357,24 @@ core::Result<scenario::Event> ParseChaos(const std::string& spec, const Scenario
   return e;
 }
 
+namespace {
+
+// SIGINT/SIGTERM end the drill early, through the normal end (daemon stopped,
+// report written, temp dir removed).
+std::atomic<bool> g_interrupted{false};
+void OnInterrupt(int) { g_interrupted = true; }
+
+// Removes the drill's own temp dir (not a --keep-dir) when the drill returns.
+struct TempDirGuard {
+  std::string dir;
+  ~TempDirGuard() {
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+};
+
+}  // namespace
+
 int RunDrill(const DrillOptions& o) {
   auto loaded = scenario::LoadScenarioFile(o.scenario_path);
   if (!loaded.ok()) {
@@ -369,6 +390,13 @@ int RunDrill(const DrillOptions& o) {
       return 2;
     }
     s.events.push_back(*e);
+  }
+  for (const auto& id : o.external_crews) {
+    if (!s.FindCrew(id)) {
+      std::fprintf(stderr, "sitepower-drill: --external-crew %s: no such crew in %s\n", id.c_str(),
+                   o.scenario_path.c_str());
+      return 2;
+    }
   }
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const scenario::Event& a, const scenario::Event& b) { return a.at < b.at; });
@@ -386,9 +414,14 @@ int RunDrill(const DrillOptions& o) {
   }
 
   std::string dir = o.work_dir;
+  TempDirGuard temp_dir;  // declared before the daemon: removed after it stopped
   if (dir.empty()) {
     char tmpl[] = "/tmp/sitepower-drill-XXXXXX";
-    dir = mkdtemp(tmpl);
+    if (!mkdtemp(tmpl)) {
+      std::fprintf(stderr, "sitepower-drill: cannot make a temp dir: %s\n", std::strerror(errno));
+      return 1;
+    }
+    dir = temp_dir.dir = tmpl;
   } else {
     // A drill starts from nothing: an old store would bring back the last
     // drill's tasks and generators (and look like a restart).
@@ -527,17 +560,27 @@ int RunDrill(const DrillOptions& o) {
   if (!wait_ready()) {
     std::fprintf(stderr, "sitepower-drill: sitepowerd did not come up; see %s/sitepowerd.log\n",
                  dir.c_str());
+    temp_dir.dir.clear();  // kept: the log says why
     return 1;
   }
-  std::printf("dashboard: %s://127.0.0.1:%d/\n", o.tls ? "https" : "http", http_port);
+  std::printf("dashboard: %s://127.0.0.1:%d/  (log in with the noc token)\n",
+              o.tls ? "https" : "http", http_port);
   std::printf("noc token: %s   (work dir %s)\n", noc_token.c_str(), dir.c_str());
+  std::printf("grpc: 127.0.0.1:%d%s\n", grpc_port,
+              o.tls ? " (TLS: trust tls-cert.pem in the work dir)" : "");
+  for (const auto& id : o.external_crews)
+    std::printf("external crew %s: grpc 127.0.0.1:%d token %s\n", id.c_str(), grpc_port,
+                tokens[id].c_str());
   std::fflush(stdout);
+  signal(SIGINT, OnInterrupt);
+  signal(SIGTERM, OnInterrupt);
   NocWatch noc_watch("127.0.0.1:" + std::to_string(grpc_port), grpc_credentials, noc_token);
   noc_watch.Start();
 
   std::mutex mu;  // guards `sites` generator fields written by crew threads
   std::map<std::string, std::unique_ptr<CrewSim>> crews;
   for (const auto& c : s.crews) {
+    if (std::count(o.external_crews.begin(), o.external_crews.end(), c.id)) continue;
     CrewSimConfig cc;
     cc.id = c.id;
     cc.token = tokens[c.id];
@@ -580,6 +623,10 @@ int RunDrill(const DrillOptions& o) {
 
   while (true) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (g_interrupted) {
+      end_reason = "interrupted";
+      break;
+    }
     const core::TimePoint now = clock.Now();
     // Events due.
     while (next_event < s.events.size() && s.events[next_event].at <= now) {
@@ -596,7 +643,7 @@ int RunDrill(const DrillOptions& o) {
                 if (sites.at(id).failed_at && !sites.at(id).restored_at)
                   sites.at(id).restored_at = e.at;
             } else if constexpr (std::is_same_v<T, scenario::CrewUnavailable>) {
-              crews.at(b.crew)->SetUnavailable();
+              if (crews.count(b.crew)) crews.at(b.crew)->SetUnavailable();
               injected.push_back(EventJson(e, s));
             } else if constexpr (std::is_same_v<T, scenario::ControllerFault>) {
               set_fault(sites.at(b.site), ToSimFault(b.kind));
@@ -611,7 +658,8 @@ int RunDrill(const DrillOptions& o) {
               std::printf("[%s] daemon killed (SIGKILL); restart in %.0f s\n",
                           core::FormatHhMm(now, off).c_str(), b.restart_after_s);
             } else if constexpr (std::is_same_v<T, scenario::CrewLinkCut>) {
-              crews.at(b.crew)->CutLink(e.at + core::FromMinutes(b.for_min));
+              if (crews.count(b.crew))
+                crews.at(b.crew)->CutLink(e.at + core::FromMinutes(b.for_min));
               injected.push_back(EventJson(e, s));
             }
           },
@@ -682,7 +730,10 @@ int RunDrill(const DrillOptions& o) {
   if (o.hold_s > 0) {
     std::printf("holding the daemon for %.0f s (dashboard stays up)\n", o.hold_s);
     std::fflush(stdout);
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(o.hold_s * 1000)));
+    const auto hold_end = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<long>(o.hold_s * 1000));
+    while (!g_interrupted && std::chrono::steady_clock::now() < hold_end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   // Every event a crew received is still in the daemon's history (after any
   // restart), unchanged.

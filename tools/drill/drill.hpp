@@ -14,8 +14,11 @@ struct DrillOptions {
   std::string scenario_path;
   double speed = 60;
   std::string report_path;
-  std::string daemon_path;         // default: sitepowerd next to this binary
-  std::string work_dir;            // default: a fresh temp dir (kept with --keep-dir)
+  std::string daemon_path;  // default: sitepowerd next to this binary
+  std::string work_dir;     // default: a fresh temp dir, removed at the end
+  // Crews left to an outside client (no simulated crew); their gRPC address
+  // and token are printed.
+  std::vector<std::string> external_crews;
   std::vector<std::string> chaos;  // extra fault events, see ParseChaos
   bool quiet = false;
   std::string policy = "optimize";  // the daemon's planner.policy: optimize | seed-rule

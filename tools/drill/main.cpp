@@ -12,6 +12,7 @@ int Usage(int code) {
       "usage: sitepower-drill SCENARIO [--speed N] [--report FILE] [--policy P]\n"
       "                       [--daemon PATH]\n"
       "                       [--keep-dir DIR] [--chaos SPEC]... [--hold-s N] [--tls] [--quiet]\n"
+      "                       [--external-crew ID]...\n"
       "                       [--record FILE] [--replay FILE [--replay-at HH:MM]\n"
       "                       [--replay-align first-fail|first-sample]]\n"
       "  --speed N     scenario minutes per wall minute (default 60; up to 600)\n"
@@ -23,6 +24,9 @@ int Usage(int code) {
       "                controller_fault@HH:MM:SITE:timeout|exception|garbage|half_open:FOR_MIN\n"
       "                crew_unavailable@HH:MM:CREW   crew_link_cut@HH:MM:CREW:FOR_MIN\n"
       "  --hold-s N    keep the daemon and dashboard up N s after the drill ends\n"
+      "  --keep-dir D  work in D and keep it (default: a temp dir, removed at the end)\n"
+      "  --external-crew ID  no simulated crew ID: an outside client plays it (its gRPC\n"
+      "                address and token are printed); repeatable\n"
       "  --tls         the crews talk to the daemon over TLS (a self-signed certificate\n"
       "                for 127.0.0.1 is made in the work dir)\n"
       "  --record F    the daemon records its telemetry to F (config recording:;\n"
@@ -64,6 +68,8 @@ int main(int argc, char** argv) {
         o.daemon_path = v;
       else if (a == "--keep-dir")
         o.work_dir = v;
+      else if (a == "--external-crew")
+        o.external_crews.push_back(v);
       else if (a == "--chaos") {
         // Several faults may come in one argument, separated by commas.
         std::string list = v;

@@ -142,21 +142,33 @@ function tick() {
 function connect() {
   const es = new EventSource('/events');
   es.addEventListener('state', (ev) => { $('#conn').className = 'conn up'; $('#conn').textContent = 'live'; onState(JSON.parse(ev.data)); });
-  es.onerror = () => { $('#conn').className = 'conn down'; $('#conn').textContent = 'reconnecting…'; };
+  es.onerror = async () => {
+    $('#conn').className = 'conn down'; $('#conn').textContent = 'reconnecting…';
+    // A session that ended (expired, logged out, daemon restarted) goes back to the login form.
+    const res = await fetch('/api/session').catch(() => null);
+    if (res && res.status === 401) { es.close(); location.href = '/login.html'; }
+  };
 }
 
+// The session cookie (HttpOnly, set by the login form) authenticates every
+// request below; the page never sees a token.
 $('#override').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  let token = sessionStorage.getItem('noc-token');
-  if (!token) { token = prompt('NOC token'); if (!token) return; sessionStorage.setItem('noc-token', token); }
   const f = new FormData(ev.target);
   const body = Object.fromEntries([...f.entries()].filter(([, v]) => v !== ''));
-  const res = await fetch('/api/override', {method: 'POST', headers: {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + token}, body: JSON.stringify(body)});
+  const res = await fetch('/api/override', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+  if (res.status === 401) { location.href = '/login.html'; return; }
   const out = await res.json().catch(() => ({}));
   const el = $('#override-result');
   if (res.ok) { el.className = 'ok'; el.textContent = out.message; }
-  else { el.className = 'err'; el.textContent = (out.error || res.statusText); if (res.status === 401 || res.status === 403) sessionStorage.removeItem('noc-token'); }
+  else { el.className = 'err'; el.textContent = (out.error || res.statusText); }
 });
 
-connect();
-setInterval(tick, 1000);
+async function start() {
+  const res = await fetch('/api/session').catch(() => null);
+  if (res && res.status === 401) { location.href = '/login.html'; return; }
+  if (res && res.ok) $('#operator').textContent = (await res.json()).operator;
+  connect();
+  setInterval(tick, 1000);
+}
+start();
