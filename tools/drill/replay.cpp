@@ -50,7 +50,12 @@ void Fill(std::vector<Sample>& samples) {
   bool lost = false;
   for (size_t i = 0; i < samples.size(); ++i) {
     Sample& s = samples[i];
-    if (auto l = MainsLost(s)) lost = *l;
+    // Without a mains point, as the daemon reads it: after a loss, a battery
+    // that stops discharging is empty (its disconnect cut the load) or
+    // charged by a generator, or mains came back; the current cannot tell
+    // which, so mains stays lost (a charging battery then shows a foreign
+    // generator below).
+    if (auto l = MainsLost(s); l && (*l || s.mains_ok || !lost)) lost = *l;
     if (i > 0) {
       const Sample& p = samples[i - 1];
       if (!s.voltage_v) s.voltage_v = p.voltage_v;
@@ -263,10 +268,10 @@ core::Result<ReplayPlan> PlanReplay(const std::vector<Sample>& samples,
   std::map<core::SiteId, std::vector<Sample>> by_site;
   std::set<std::string> unknown;
   for (const Sample& k : samples) {
-    if (s->FindSite(k.site))
-      by_site[k.site].push_back(k);
-    else
+    if (!s->FindSite(k.site))
       unknown.insert(k.site);
+    else if (!k.poll_failed)  // a failed poll is a hole: the controller was silent
+      by_site[k.site].push_back(k);
   }
   ReplayPlan plan;
   plan.samples_in_file = samples.size();
