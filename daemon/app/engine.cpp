@@ -46,6 +46,7 @@ Engine::Engine(boost::asio::io_context& io, const Config& config, const core::Cl
       store_(store),
       replan_timer_(io),
       burst_timer_(io),
+      first_plan_timer_(io),
       planner_(std::make_unique<boost::asio::thread_pool>(1)),
       periodic_timer_(io) {
   for (const auto& s : config_.sites)
@@ -87,8 +88,16 @@ void Engine::Start() {
   });
   ledger_subscribed_ = true;
   started_ = true;
+  started_at_ = clock_.Now();
   ArmPeriodic();
-  ScheduleReplan("daemon started");
+  // The first plan waits for the controllers' first answers (a mains
+  // failure confirmed meanwhile plans at once): a plan made before any
+  // telemetry sees every battery as empty and reshuffles the crews' lists.
+  first_plan_timer_.expires_after(
+      std::chrono::milliseconds(config_.poll.interval_ms * (config_.poll.mains_fail_confirm + 1)));
+  first_plan_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) ScheduleReplan("daemon started");
+  });
   PublishViews();
 }
 
@@ -99,6 +108,7 @@ void Engine::Stop() {
   }
   replan_timer_.cancel();
   burst_timer_.cancel();
+  first_plan_timer_.cancel();
   periodic_timer_.cancel();
   started_ = false;
 }
@@ -592,7 +602,11 @@ void Engine::ApplyPlan(dispatch::Plan plan, size_t sites_planned, std::string wh
 
 void Engine::CheckEscalations() {
   TimePoint now = clock_.Now();
-  auto cutoff = now - core::FromMinutes(config_.planner.ack_timeout_min);
+  // Tasks pushed before a restart get a whole acknowledgement window from
+  // it: the crews' phones need time to reconnect and send what they queued.
+  const auto timeout = core::FromMinutes(config_.planner.ack_timeout_min);
+  if (now - started_at_ < timeout) return;
+  const auto cutoff = now - timeout;
   std::set<core::CrewId> escalated;
   for (const auto& t : ledger_.UnacknowledgedSince(cutoff)) {
     auto it = crews_.find(t.crew);

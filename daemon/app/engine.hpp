@@ -119,7 +119,9 @@ class Engine final : public api::NocBackend, public web::WebBackend {
 
   // Re-plan coalescing: many events in one burst give one plan.
   boost::asio::steady_timer replan_timer_;
-  boost::asio::steady_timer burst_timer_;  // ends a burst of mains failures
+  boost::asio::steady_timer burst_timer_;       // ends a burst of mains failures
+  boost::asio::steady_timer first_plan_timer_;  // after start, once the controllers answered
+  core::TimePoint started_at_{};
   bool burst_open_ = false;
   bool replan_pending_ = false;
   std::string replan_why_;

@@ -124,7 +124,10 @@ void Engine::RestoreState() {
       json j = json::parse(value, nullptr, false);
       if (it == sites_.end() || !j.is_object()) continue;
       int64_t fail = j.value("mains_fail_at", int64_t{0});
-      if (fail) it->second->mains_fail_at = core::TimePoint(core::Millis(fail));
+      if (fail) {
+        it->second->mains_fail_at = core::TimePoint(core::Millis(fail));
+        it->second->tracker.RestoreMainsFailed();
+      }
       it->second->generator_running = j.value("generator_running", false);
     }
   }

@@ -41,6 +41,10 @@ class SiteStateTracker {
   // mains only through the battery current (the map's mains rule); while a generator is there, a
   // battery that stops discharging is the generator's doing, not mains.
   void SetGeneratorReported(bool on) { generator_reported_ = on; }
+  // A restart: the outage the store remembers is still on until a reading
+  // says otherwise (without a mains point, a charging battery is then a
+  // generator, not mains back).
+  void RestoreMainsFailed() { mains_failed_ = true; }
   core::PowerState state() const;
   bool mains_failed() const { return mains_failed_; }
 
