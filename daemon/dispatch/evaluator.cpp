@@ -29,8 +29,8 @@ Evaluator::Evaluator(const PlanModel& m, Routes routes)
   }
   for (int i = 0; i < m_.site_count(); ++i) {
     site_cost_[i] = m_.CostOf(i, running_, scratch_);
-    vip_ += site_cost_[i].vip_down;
-    key_ += site_cost_[i].key_down;
+    vip_ += site_cost_[i].vip_down + site_cost_[i].vip_late;
+    key_ += site_cost_[i].key_down + site_cost_[i].key_late;
     down_ += site_cost_[i].down;
     risk_ += site_cost_[i].risk;
   }
@@ -90,8 +90,10 @@ double Evaluator::Apply(int a, const std::vector<int>& ra, int b, const std::vec
   for (size_t k = 0; k < affected_.size(); ++k) {
     int s = affected_[k];
     new_cost_[k] = m_.CostOf(s, running_, scratch_);
-    d_vip += static_cast<int>(new_cost_[k].vip_down) - static_cast<int>(site_cost_[s].vip_down);
-    d_key += static_cast<int>(new_cost_[k].key_down) - static_cast<int>(site_cost_[s].key_down);
+    d_vip += static_cast<int>(new_cost_[k].vip_down) + new_cost_[k].vip_late -
+             static_cast<int>(site_cost_[s].vip_down) - site_cost_[s].vip_late;
+    d_key += static_cast<int>(new_cost_[k].key_down) + new_cost_[k].key_late -
+             static_cast<int>(site_cost_[s].key_down) - site_cost_[s].key_late;
     d_down += new_cost_[k].down - site_cost_[s].down;
     d_risk += new_cost_[k].risk - site_cost_[s].risk;
   }

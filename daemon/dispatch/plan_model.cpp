@@ -75,6 +75,7 @@ PlanModel::PlanModel(const PlanInput& in, double keep_margin_min)
     s.deadline = MinutesFrom(now, s.uses_p10 ? n.deadline_p10 : n.deadline_p50);
     s.deadline_p10 = MinutesFrom(now, n.deadline_p10);
     s.deadline_p50 = MinutesFrom(now, n.deadline_p50);
+    s.deadline_p90 = MinutesFrom(now, n.deadline_p90);
     s.deadline_sd = std::max(0.0, MinutesFrom(n.deadline_p10, n.deadline_p90) / 2.5631);
     s.tier_rank = n.tier == core::Tier::kVip ? 0 : n.tier == core::Tier::kKey ? 1 : 2;
     s.end = std::min(horizon, n.mains_restore_at ? MinutesFrom(now, *n.mains_restore_at) : kNever);
@@ -284,6 +285,8 @@ Objective PlanModel::Evaluate(const Routes& routes) const {
     SiteCost sc = CostOf(i, running, scratch);
     o.vip_down += sc.vip_down;
     o.key_down += sc.key_down;
+    o.vip_late += sc.vip_late;
+    o.key_late += sc.key_late;
     o.weighted_down_min += sc.down;
     o.risk_down_min += sc.risk;
   }
@@ -340,6 +343,11 @@ PlanModel::SiteCost PlanModel::CostOf(int i, const std::vector<double>& running,
     if (sites_[u].can_go_down) out.down += ExpectedDown(u, std::min(running[u], sites_[u].end));
   out.vip_down = si.vip && counted > 1e-9;
   out.key_down = si.key && counted > 1e-9;
+  if ((si.vip || si.key) && si.can_go_down) {
+    const double stop = std::min(running[i], si.end);
+    const int late = (stop > si.deadline_p50 ? 1 : 0) + (stop > si.deadline_p90 ? 1 : 0);
+    (si.vip ? out.vip_late : out.key_late) = late;
+  }
   out.down *= si.weight;
   out.risk *= si.weight;
   return out;
@@ -370,8 +378,8 @@ double PlanModel::ExpectedDown(int u, double stop) const {
 
 double PlanModel::Cost(const Routes& routes) const {
   Objective o = Evaluate(routes);
-  return Total(o.vip_down, o.key_down, o.weighted_down_min, o.risk_down_min, o.travel_min,
-               o.churn_min);
+  return Total(o.vip_down + o.vip_late, o.key_down + o.key_late, o.weighted_down_min,
+               o.risk_down_min, o.travel_min, o.churn_min);
 }
 
 Plan PlanModel::ToPlan(const Routes& routes) const {

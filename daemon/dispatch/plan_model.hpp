@@ -65,6 +65,9 @@ class PlanModel {
   struct SiteCost {
     double down = 0, risk = 0;
     bool vip_down = false, key_down = false;
+    // A VIP or key site also served after its P50 (1) or P90 (2): never
+    // "lost anyway" at P10 and then left for later.
+    int vip_late = 0, key_late = 0;
   };
   SiteCost CostOf(int site, const std::vector<double>& running,
                   std::vector<std::pair<double, double>>& scratch) const;
@@ -91,6 +94,7 @@ class PlanModel {
     bool uses_p10 = false;
     double deadline_p10 = 0;  // minutes from now
     double deadline_p50 = 0;  // minutes from now
+    double deadline_p90 = 0;  // minutes from now
     double deadline_sd = 0;   // spread of the battery's end (P10-P90 / 2.563): 0 = known
     int tier_rank = 2;        // 0 VIP, 1 key, 2 standard
     double end = 0;           // minutes from now: mains restore or horizon

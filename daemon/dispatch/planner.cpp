@@ -17,8 +17,10 @@
 namespace sitepower::dispatch {
 
 bool Objective::BetterThan(const Objective& o) const {
-  if (vip_down != o.vip_down) return vip_down < o.vip_down;
-  if (key_down != o.key_down) return key_down < o.key_down;
+  if (vip_down + vip_late != o.vip_down + o.vip_late)
+    return vip_down + vip_late < o.vip_down + o.vip_late;
+  if (key_down + key_late != o.key_down + o.key_late)
+    return key_down + key_late < o.key_down + o.key_late;
   if (std::abs(Primary() - o.Primary()) > 1e-6) return Primary() < o.Primary();
   return Secondary() < o.Secondary() - 1e-6;
 }
@@ -276,8 +278,10 @@ std::vector<std::vector<int>> Lns(const PlanModel& m, const Routes& start, const
 }  // namespace
 
 bool ClearlyBetter(const Objective& a, const Objective& b, double margin_min) {
-  if (a.vip_down != b.vip_down) return a.vip_down < b.vip_down;
-  if (a.key_down != b.key_down) return a.key_down < b.key_down;
+  if (a.vip_down + a.vip_late != b.vip_down + b.vip_late)
+    return a.vip_down + a.vip_late < b.vip_down + b.vip_late;
+  if (a.key_down + a.key_late != b.key_down + b.key_late)
+    return a.key_down + a.key_late < b.key_down + b.key_late;
   const double gain =
       (b.weighted_down_min - a.weighted_down_min) + 0.25 * (b.risk_down_min - a.risk_down_min);
   return gain >= margin_min;

@@ -107,6 +107,10 @@ struct CrewRoute {
 struct Objective {
   int vip_down = 0;
   int key_down = 0;  // key sites down (after their P10), second criterion
+  // VIP / key sites served after their P50, plus those after their P90: a
+  // site the plan counts as down at P10 is still served as early as its
+  // band allows. Compared with vip_down / key_down (as their sums).
+  int vip_late = 0, key_late = 0;
   double weighted_down_min = 0;
   // Tie-break between plans equal on the two above: weighted down minutes if
   // every site only lasted to its P10, plus half the travel minutes. Prefers

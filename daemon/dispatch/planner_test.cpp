@@ -166,6 +166,21 @@ TEST(PlannerTest, PreviousPlanKeptUnlessClearlyWorse) {
   EXPECT_EQ(vip.objective.vip_down, 0);
 }
 
+// A VIP that no plan can reach before its P10 is not "lost anyway": it is
+// still served before its P50 rather than left for a key site (whose P10
+// the crew could keep). The true runtime may well be the P50.
+TEST(PlannerTest, AVipPastItsP10IsStillServedFirst) {
+  PlanInput in = Base();
+  in.sites.push_back(Site("V", 0.0, -0.10, core::Tier::kVip, 38));  // reached at 35: P10 34.2
+  in.sites.push_back(Site("K", 0.0, 0.10, core::Tier::kKey, 60));
+  in.crews.push_back(Crew("A", 0, 0, 2));
+  Plan p = MakePlan(in, {});
+  ASSERT_EQ(p.routes[0].stops.size(), 2u);
+  EXPECT_EQ(p.routes[0].stops[0].site, "V");
+  EXPECT_EQ(p.objective.vip_down, 1);  // after its P10...
+  EXPECT_EQ(p.objective.vip_late, 0);  // ...but before its P50
+}
+
 TEST(PlannerTest, HubThatFeedsOthersGoesFirst) {
   PlanInput in = Base();
   SiteNeed hub = Site("H", 0.0, 0.10, core::Tier::kKey, 50);
