@@ -329,7 +329,6 @@ void Engine::OnLedgerEvent(const tasks::TaskEvent& e) {
     auto it = crews_.find(t.crew);
     if (it != crews_.end()) {
       if (UsesGenerator(e)) it->second->generators_used.insert(t.site);
-      if (tasks::ReportedByCrew(e)) it->second->last_report_at = clock_.Now();
       if (it->second->unresponsive) {
         it->second->unresponsive = false;
         Log("crew", "", t.crew, "", "crew acknowledged again");
@@ -619,24 +618,6 @@ void Engine::CheckEscalations() {
         "not acknowledged within " +
             std::to_string(static_cast<int>(config_.planner.ack_timeout_min)) + " min: crew " +
             t.crew + " set aside, its tasks re-planned; NOC please call the crew");
-  }
-  // A crew whose phone reported its position and then fell silent while it
-  // holds accepted tasks (a crew lost to a blocked road, a phone gone dark):
-  // its sites must not wait for it.
-  for (const auto& t : ledger_.OpenTasks()) {
-    if (t.status != tasks::TaskStatus::kAccepted && t.status != tasks::TaskStatus::kEnRoute)
-      continue;
-    auto it = crews_.find(t.crew);
-    if (it == crews_.end() || it->second->unresponsive) continue;
-    CrewRuntime& c = *it->second;
-    const TimePoint last = std::max(c.location_at, c.last_report_at);
-    if (c.location_at == TimePoint{} || now - last < timeout) continue;
-    c.unresponsive = true;
-    escalated.insert(t.crew);
-    ++counters_.escalations;
-    Log("escalation", t.site, t.crew, t.id,
-        "crew silent since " + FormatTime(last) + " with tasks it accepted: crew " + t.crew +
-            " set aside, its tasks re-planned; NOC please call the crew");
   }
   if (!escalated.empty()) ScheduleReplan("escalation");
 }

@@ -37,9 +37,8 @@ struct Engine::CrewRuntime {
   const CrewConfig& cfg;
   core::LatLon location;
   core::TimePoint location_at{};
-  core::TimePoint last_report_at{};  // the crew's last status update
-  bool unresponsive = false;         // escalated: did not acknowledge in time
-  bool unavailable = false;          // operator override
+  bool unresponsive = false;  // escalated: did not acknowledge in time
+  bool unavailable = false;   // operator override
   std::set<core::SiteId> generators_used;
 };
 
