@@ -16,6 +16,17 @@ Reading Good(int s, bool mains, bool gen = false) {
   return r;
 }
 
+// A poll of a controller without a mains point whose map takes mains from
+// the battery current (discharging above 1 A: mains lost).
+Reading Current(int s, double amps) {
+  Reading r;
+  r.at = At(s);
+  r.poll_ok = true;
+  r.battery_current_a = {amps, At(s), Quality::kGood};
+  r.mains_lost_above_discharge_a = 1.0;
+  return r;
+}
+
 Reading Failed(int s) {
   Reading r;
   r.at = At(s);
@@ -78,29 +89,21 @@ TEST(SiteStateTest, GeneratorAndMainsFromCurrentWhenNoMainsPoint) {
 
 TEST(SiteStateTest, WithoutAMainsPointAReportedGeneratorIsNotTakenForMains) {
   SiteStateTracker t(2, 3);
-  auto current = [](int s, double a) {
-    Reading r;
-    r.at = At(s);
-    r.poll_ok = true;
-    r.battery_current_a = {a, At(s), Quality::kGood};
-    r.mains_lost_above_discharge_a = 1.0;
-    return r;
-  };
-  t.Feed(current(0, 40));
-  auto ev = t.Feed(current(10, 40));  // confirmed: the battery carries the load
+  t.Feed(Current(0, 40));
+  auto ev = t.Feed(Current(10, 40));  // confirmed: the battery carries the load
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsFailed);
   t.SetGeneratorReported(true);  // a crew says its generator runs
-  for (int s = 20; s < 100; s += 10) EXPECT_TRUE(t.Feed(current(s, -15)).empty()) << s;
+  for (int s = 20; s < 100; s += 10) EXPECT_TRUE(t.Feed(Current(s, -15)).empty()) << s;
   EXPECT_TRUE(t.mains_failed());
   EXPECT_EQ(t.state(), core::PowerState::kOnGenerator);
   // A generator that stops: the battery discharges again, on battery.
-  EXPECT_TRUE(t.Feed(current(100, 35)).empty());
+  EXPECT_TRUE(t.Feed(Current(100, 35)).empty());
   EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
   // The crew leaves (task released): charging now means mains.
   t.SetGeneratorReported(false);
-  t.Feed(current(110, -10));
-  ev = t.Feed(current(120, -10));
+  t.Feed(Current(110, -10));
+  ev = t.Feed(Current(120, -10));
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsRestored);
   EXPECT_EQ(t.state(), core::PowerState::kOnMains);
@@ -141,21 +144,13 @@ TEST(SiteStateTest, WithoutAMainsPointAnEmptyBatteryIsNotMainsBack) {
   // current reads zero. That site is off air and still needs a generator;
   // only a charging battery means mains returned.
   SiteStateTracker t(2, 3);
-  auto current = [](int s, double a) {
-    Reading r;
-    r.at = At(s);
-    r.poll_ok = true;
-    r.battery_current_a = {a, At(s), Quality::kGood};
-    r.mains_lost_above_discharge_a = 1.0;  // the map's rule: mains from the current
-    return r;
-  };
-  t.Feed(current(0, 40));
-  ASSERT_EQ(t.Feed(current(10, 40)).size(), 1u);
-  for (int s = 20; s < 200; s += 10) EXPECT_TRUE(t.Feed(current(s, 0)).empty()) << s;
+  t.Feed(Current(0, 40));
+  ASSERT_EQ(t.Feed(Current(10, 40)).size(), 1u);
+  for (int s = 20; s < 200; s += 10) EXPECT_TRUE(t.Feed(Current(s, 0)).empty()) << s;
   EXPECT_TRUE(t.mains_failed());
   EXPECT_EQ(t.state(), core::PowerState::kOnBattery);
-  t.Feed(current(200, -20));
-  auto ev = t.Feed(current(210, -20));
+  t.Feed(Current(200, -20));
+  auto ev = t.Feed(Current(210, -20));
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].kind, SiteEvent::Kind::kMainsRestored);
 }
