@@ -208,7 +208,10 @@ class TaskStream final : public grpc::ServerWriteReactor<v1::TaskEvent> {
     state_->replaying = false;
     std::sort(state_->held.begin(), state_->held.end(),
               [](const v1::TaskEvent& a, const v1::TaskEvent& b) { return a.seq() < b.seq(); });
-    for (auto& e : state_->held) PushLocked(*state_, std::move(e), limit);
+    // Live events held back during the replay are part of the catch-up: the
+    // slow-client limit is for events the client does not read later on.
+    for (auto& e : state_->held)
+      PushLocked(*state_, std::move(e), std::numeric_limits<size_t>::max());
     state_->held.clear();
   }
 
